@@ -1,0 +1,3 @@
+"""`dlradiomics qa`: see the module that implements it."""
+
+from dlradiomics.cli import app  # noqa: F401

@@ -1,0 +1,72 @@
+"""Content-addressed cache of feature tables.
+
+Every computed result (the radiomic features of one ROI, the embedding of one ROI under one
+backbone) is stored under a key derived from the *content* of its inputs: the SHA-256 of the image
+file, of the mask file, and of the settings that produced it. A second run with the same inputs
+finds every result and computes nothing; a run killed midway loses only the ROIs in flight, because
+each result is written atomically (temporary file, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def content_key(parts: dict[str, Any]) -> str:
+    """SHA-256 of a canonical JSON rendering of ``parts`` (keys sorted, no whitespace)."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class FeatureStore:
+    """A folder of Parquet files, one per key, grouped in namespaces (``radiomic``, ``deep/resnet50``).
+
+    Args:
+        root: folder of the store; created on first write.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    def path(self, namespace: str, key: str) -> Path:
+        # Two-character fan-out keeps folders small for cohorts of many thousand ROIs.
+        return self.root / namespace / key[:2] / f"{key}.parquet"
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        namespace, key = item
+        return self.path(namespace, key).exists()
+
+    def get(self, namespace: str, key: str) -> pd.DataFrame | None:
+        """The stored frame, or ``None`` when this key has not been computed."""
+        path = self.path(namespace, key)
+        if not path.exists():
+            return None
+        return pd.read_parquet(path)
+
+    def put(self, namespace: str, key: str, frame: pd.DataFrame) -> Path:
+        """Write ``frame`` atomically: readers see the old state or the whole new file, never a part."""
+        path = self.path(namespace, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
+        os.close(fd)
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def keys(self, namespace: str) -> list[str]:
+        """Every key stored in ``namespace``."""
+        folder = self.root / namespace
+        if not folder.exists():
+            return []
+        return sorted(p.stem for p in folder.glob("??/*.parquet"))
