@@ -14,9 +14,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
+
+# Prefix of the temporary files that writes go through before their atomic rename.
+_PARTIAL_PREFIX = ".tmp-"
 
 
 def content_key(parts: dict[str, Any]) -> str:
@@ -52,12 +56,52 @@ class FeatureStore:
 
     def put(self, namespace: str, key: str, frame: pd.DataFrame) -> Path:
         """Write ``frame`` atomically: readers see the old state or the whole new file, never a part."""
+        return self._write_atomically(namespace, key, lambda tmp: frame.to_parquet(tmp, index=False))
+
+    def get_row(self, namespace: str, key: str) -> dict[str, Any] | None:
+        """The first row stored under ``key`` as a plain dict, or ``None`` when not computed.
+
+        Args:
+            namespace: the store namespace (``radiomic``).
+            key: the content key.
+
+        Returns:
+            Column name -> value; a few times faster than :meth:`get` for one-row entries,
+            which matters when a cohort of thousands is read back from the cache.
+        """
+        import pyarrow.parquet as pq
+
+        path = self.path(namespace, key)
+        if not path.exists():
+            return None
+        rows = pq.ParquetFile(path).read(use_threads=False).to_pylist()
+        return rows[0] if rows else None
+
+    def put_row(self, namespace: str, key: str, row: dict[str, Any]) -> Path:
+        """Write one row (column name -> scalar) atomically; :meth:`get` reads it back as a frame.
+
+        Args:
+            namespace: the store namespace (``radiomic``).
+            key: the content key.
+            row: the values to store; column order is kept.
+
+        Returns:
+            The path written.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        # Straight to Arrow: converting a one-row DataFrame costs more than the write itself.
+        table = pa.Table.from_pylist([row])
+        return self._write_atomically(namespace, key, lambda tmp: pq.write_table(table, tmp))
+
+    def _write_atomically(self, namespace: str, key: str, write: Callable[[str], object]) -> Path:
         path = self.path(namespace, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_PARTIAL_PREFIX, suffix=".parquet")
         os.close(fd)
         try:
-            frame.to_parquet(tmp, index=False)
+            write(tmp)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -69,4 +113,5 @@ class FeatureStore:
         folder = self.root / namespace
         if not folder.exists():
             return []
-        return sorted(p.stem for p in folder.glob("??/*.parquet"))
+        # A writer killed mid-write leaves its temporary file behind; it is not a result.
+        return sorted(p.stem for p in folder.glob("??/*.parquet") if not p.name.startswith(_PARTIAL_PREFIX))

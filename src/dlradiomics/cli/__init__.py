@@ -10,5 +10,11 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+@app.callback()
+def main() -> None:
+    """Deep learning radiomics for breast tumours (run a command with --help for its options)."""
+    # An explicit callback keeps every command a named subcommand, even while only one is registered.
+
 # Registering the commands: each module adds its commands to `app` on import.
 from dlradiomics.cli import qa, extract, embed, gradcam, study  # noqa: E402,F401

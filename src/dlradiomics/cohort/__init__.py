@@ -1,0 +1,26 @@
+"""The study's cohort: manifest reading and validation, public-data loaders, data QA.
+
+Public API: :func:`read_manifest`, :func:`write_manifest`, :class:`Cohort`, :class:`ManifestProblem`,
+:class:`ManifestError`, :func:`parse_label`, the loaders (``bus_bra_manifest``, ``busi_manifest``,
+``mini_mias_manifest``, ``breastdm_manifest``) and :func:`dlradiomics.cohort.qa.run_qa`.
+"""
+
+from dlradiomics.cohort.cohort import Cohort, load_row_roi
+from dlradiomics.cohort.labels import parse_label
+from dlradiomics.cohort.loaders import breastdm_manifest, bus_bra_manifest, busi_manifest, mini_mias_manifest
+from dlradiomics.cohort.manifest import read_manifest, write_manifest
+from dlradiomics.cohort.problems import ManifestError, ManifestProblem
+
+__all__ = [
+    "Cohort",
+    "breastdm_manifest",
+    "bus_bra_manifest",
+    "busi_manifest",
+    "mini_mias_manifest",
+    "ManifestError",
+    "ManifestProblem",
+    "load_row_roi",
+    "parse_label",
+    "read_manifest",
+    "write_manifest",
+]

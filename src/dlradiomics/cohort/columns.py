@@ -1,0 +1,11 @@
+"""The manifest's column names, in the order every cohort table carries them."""
+
+REQUIRED_COLUMNS = ("patient_id", "modality", "image", "mask", "label")
+OPTIONAL_TEXT_COLUMNS = ("view", "group")
+OPTIONAL_INTEGER_COLUMNS = ("mask_label", "slice")
+FOLD_COLUMN = "fold"
+# `site` is the multi-centre spelling of `group`; both mean "which centre / scanner / batch".
+COLUMN_ALIASES = {"site": "group"}
+PATH_COLUMNS = ("image", "mask")
+TABLE_COLUMNS = ("roi_id",) + REQUIRED_COLUMNS + OPTIONAL_TEXT_COLUMNS + OPTIONAL_INTEGER_COLUMNS
+KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_TEXT_COLUMNS + OPTIONAL_INTEGER_COLUMNS + (FOLD_COLUMN,)

@@ -1,0 +1,478 @@
+"""Radiomic features of a whole cohort: parallel, cached, resumable, and on a Dask cluster if asked.
+
+Each ROI's result is written to the :class:`~dlradiomics.store.FeatureStore` by the worker that
+computed it, under a key made of the image and mask hashes, the mask label, the slice and the
+settings hash. So a second run computes nothing, a run killed midway resumes with the ROIs not yet
+stored, and local processes and Dask workers that share the store folder share their work.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dlradiomics.features.radiomic import (
+    RadiomicFeatureError,
+    create_extractor,
+    extract_roi_features,
+    radiomic_feature_columns,
+    resolve_radiomics_params,
+    settings_sha256,
+)
+from dlradiomics.store import FeatureStore, content_key
+
+STORE_NAMESPACE = "radiomic"
+META_COLUMNS = ["roi_id", "patient_id", "modality", "image", "mask", "label"]
+PROVENANCE_COLUMNS = ["image_sha256", "mask_sha256", "settings_sha256", "pyradiomics_version"]
+FAILURE_COLUMNS = ["roi_id", "patient_id", "image", "mask", "stage", "error"]
+
+_worker_threads_limited = False
+
+
+@dataclass
+class ExtractionResult:
+    """What :func:`extract_radiomic_features` gives back.
+
+    Args:
+        features: one row per extracted ROI: meta columns, provenance columns, then features.
+        failures: one row per case that could not be extracted (``FAILURE_COLUMNS``).
+        provenance: settings, their hash, library versions, the feature list and the counts.
+        n_computed: ROIs computed in this run.
+        n_cached: ROIs found in the store.
+    """
+
+    features: pd.DataFrame
+    failures: pd.DataFrame
+    provenance: dict[str, Any] = field(default_factory=dict)
+    n_computed: int = 0
+    n_cached: int = 0
+
+    @property
+    def n_succeeded(self) -> int:
+        """ROIs with a feature row."""
+        return len(self.features)
+
+    @property
+    def n_failed(self) -> int:
+        """Cases in the failures table."""
+        return len(self.failures)
+
+
+@dataclass(frozen=True)
+class _RoiTask:
+    roi_id: str
+    patient_id: str
+    image: str
+    mask: str
+    mask_label: int | None
+    slice_index: int | None
+    image_sha256: str
+    mask_sha256: str
+    key: str
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of everything that can change a feature value, for the provenance record."""
+    import numpy
+    import pywt
+    import radiomics
+    import SimpleITK
+
+    import dlradiomics
+
+    return {
+        "dlradiomics": dlradiomics.__version__,
+        "pyradiomics": radiomics.__version__,
+        "numpy": numpy.__version__,
+        "SimpleITK": SimpleITK.Version_VersionString(),
+        "PyWavelets": pywt.__version__,
+        "pandas": pd.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _limit_worker_threads() -> None:
+    # Each worker handles one ROI at a time; letting BLAS or ITK spawn a thread per core in every
+    # worker would oversubscribe the machine n_jobs-fold.
+    global _worker_threads_limited
+    if _worker_threads_limited:
+        return
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
+    import SimpleITK
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    SimpleITK.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    _worker_threads_limited = True
+
+
+def _optional_int(value: Any) -> int | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, str) and not value.strip():
+        return None
+    # Manifests read as text give "2" or "2.0" for the same mask label or slice.
+    return int(float(value))
+
+
+def _cohort_table(cohort: Any) -> pd.DataFrame:
+    table = cohort.table if hasattr(cohort, "table") else cohort
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"cohort must be a Cohort or a pandas DataFrame, got {type(cohort).__name__}")
+    missing = [column for column in META_COLUMNS if column not in table.columns]
+    if missing:
+        raise ValueError(f"the cohort table lacks the column(s) {missing}; it needs {META_COLUMNS}")
+    duplicated = table["roi_id"][table["roi_id"].duplicated()].tolist()
+    if duplicated:
+        raise ValueError(f"roi_id must be unique within a cohort; repeated: {duplicated[:5]}")
+    return table.reset_index(drop=True)
+
+
+def _manifest_failures(cohort: Any) -> list[dict[str, Any]]:
+    """The rows the manifest rejected, one failure each, so one table accounts for every case."""
+    problems = list(getattr(cohort, "problems", None) or [])
+    if not problems:
+        return []
+    root = Path(getattr(cohort, "root", "."))
+
+    def as_path(value: Any) -> str | None:
+        if not isinstance(value, str) or not value.strip():
+            return None
+        return str(root / value)
+
+    failures = []
+    for row_number in sorted({p.row for p in problems if p.row is not None}):
+        row_problems = [p for p in problems if p.row == row_number]
+        rejected_row = _rejected_row(getattr(cohort, "rejected", None), row_number)
+        failures.append(
+            {
+                "roi_id": f"manifest row {row_number}",
+                "patient_id": row_problems[0].patient_id,
+                "image": as_path(rejected_row.get("image")),
+                "mask": as_path(rejected_row.get("mask")),
+                "stage": "manifest",
+                "error": "; ".join(str(p) for p in row_problems),
+            }
+        )
+    failures += [
+        {"roi_id": None, "patient_id": None, "image": None, "mask": None, "stage": "manifest", "error": str(p)}
+        for p in problems
+        if p.row is None
+    ]
+    return failures
+
+
+def _rejected_row(rejected: Any, row_number: int) -> Mapping[str, Any]:
+    if not isinstance(rejected, pd.DataFrame) or "row" not in rejected.columns:
+        return {}
+    matches = rejected[rejected["row"] == row_number]
+    return matches.iloc[0].to_dict() if len(matches) else {}
+
+
+def _failure(row: Mapping[str, Any], stage: str, error: str) -> dict[str, Any]:
+    return {
+        "roi_id": row["roi_id"],
+        "patient_id": row["patient_id"],
+        "image": row["image"],
+        "mask": row["mask"],
+        "stage": stage,
+        "error": error,
+    }
+
+
+def _plan_tasks(
+    table: pd.DataFrame, settings_hash: str, pyradiomics_version: str
+) -> tuple[list[_RoiTask], list[dict[str, Any]]]:
+    """Hash every ROI's files and derive its store key; unreadable files become failures."""
+    from dlradiomics.io import sha256_file
+
+    tasks, failures = [], []
+    for row in table.to_dict("records"):
+        try:
+            image_sha, mask_sha = sha256_file(row["image"]), sha256_file(row["mask"])
+        except OSError as error:
+            failures.append(_failure(row, "read", f"cannot read {error.filename}: {error.strerror}"))
+            continue
+        mask_label, slice_index = _optional_int(row.get("mask_label")), _optional_int(row.get("slice"))
+        key = content_key(
+            {
+                "kind": STORE_NAMESPACE,
+                "image_sha256": image_sha,
+                "mask_sha256": mask_sha,
+                "mask_label": mask_label,
+                "slice": slice_index,
+                "settings_sha256": settings_hash,
+                "pyradiomics_version": pyradiomics_version,
+            }
+        )
+        tasks.append(
+            _RoiTask(
+                roi_id=str(row["roi_id"]),
+                patient_id=str(row["patient_id"]),
+                image=str(row["image"]),
+                mask=str(row["mask"]),
+                mask_label=mask_label,
+                slice_index=slice_index,
+                image_sha256=image_sha,
+                mask_sha256=mask_sha,
+                key=key,
+            )
+        )
+    return tasks, failures
+
+
+def compute_roi_into_store(
+    task: _RoiTask, params: Mapping[str, Any], store_root: str, limit_threads: bool = True
+) -> dict[str, Any]:
+    """Read one ROI, extract its features and store them; runs in a worker process.
+
+    Args:
+        task: the ROI, its file hashes and its store key.
+        params: the complete PyRadiomics settings.
+        store_root: the feature store's folder (shared by all workers).
+        limit_threads: keep BLAS and ITK to one thread (for worker processes).
+
+    Returns:
+        ``{"roi_id", "status": "ok", "features": {...}}`` or ``{"roi_id", "status": "failed",
+        "stage", "error"}``; failures are returned, never raised, so one bad case stops nothing.
+    """
+    if limit_threads:
+        _limit_worker_threads()
+    import radiomics
+
+    from dlradiomics.io import load_roi
+
+    try:
+        roi = load_roi(task.image, task.mask, mask_label=task.mask_label, slice_index=task.slice_index)
+    except (OSError, ValueError) as error:
+        return {"roi_id": task.roi_id, "status": "failed", "stage": "read", "error": str(error)}
+    try:
+        features = extract_roi_features(roi, params)
+    except RadiomicFeatureError as error:
+        return {"roi_id": task.roi_id, "status": "failed", "stage": "features", "error": str(error)}
+    except Exception as error:  # noqa: BLE001 - an unforeseen PyRadiomics error must not stop a cohort
+        return {
+            "roi_id": task.roi_id,
+            "status": "failed",
+            "stage": "features",
+            "error": f"PyRadiomics failed on image {task.image}, mask {task.mask}: {type(error).__name__}: {error}",
+        }
+    stored = {
+        "image_sha256": task.image_sha256,
+        "mask_sha256": task.mask_sha256,
+        "settings_sha256": settings_sha256(params),
+        "pyradiomics_version": radiomics.__version__,
+        **features,
+    }
+    FeatureStore(store_root).put_row(STORE_NAMESPACE, task.key, stored)
+    return {"roi_id": task.roi_id, "status": "ok", "features": stored}
+
+
+def _run_in_process(
+    tasks: list[_RoiTask], params: Mapping[str, Any], store_root: str
+) -> Iterable[dict[str, Any]]:
+    for task in tasks:
+        yield compute_roi_into_store(task, params, store_root, limit_threads=False)
+
+
+def _run_in_processes(
+    tasks: list[_RoiTask], params: Mapping[str, Any], store_root: str, n_jobs: int
+) -> Iterable[dict[str, Any]]:
+    from joblib import Parallel, delayed
+
+    # joblib's loky workers start fresh interpreters (forking a parent that holds threads, such as
+    # a progress bar, can deadlock) without re-running the caller's __main__ module, so scripts
+    # need no `if __name__ == "__main__"` guard. Results stream back as each ROI finishes.
+    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
+    yield from parallel(delayed(compute_roi_into_store)(task, params, store_root) for task in tasks)
+
+
+def _run_on_dask(
+    tasks: list[_RoiTask], params: Mapping[str, Any], store_root: str, scheduler: Any
+) -> Iterable[dict[str, Any]]:
+    from distributed import Client
+    from distributed import as_completed as dask_as_completed
+
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    try:
+        futures = client.map(
+            compute_roi_into_store,
+            tasks,
+            params=dict(params),
+            store_root=store_root,
+            # Two roi_ids may share content (the same files listed twice): each needs its own task.
+            pure=False,
+        )
+        for future in dask_as_completed(futures):
+            yield future.result()
+    finally:
+        if client is not scheduler:
+            client.close()
+
+
+def _compute(
+    pending: list[_RoiTask], params: Mapping[str, Any], store_root: str, workers: int, scheduler: Any
+) -> Iterable[dict[str, Any]]:
+    """Where the ROIs not yet stored run: a Dask cluster, local worker processes, or this process."""
+    if not pending:
+        return iter(())
+    if scheduler is not None:
+        return _run_on_dask(pending, params, store_root, scheduler)
+    if workers == 1 or len(pending) == 1:
+        return _run_in_process(pending, params, store_root)
+    return _run_in_processes(pending, params, store_root, min(workers, len(pending)))
+
+
+def extract_radiomic_features(
+    cohort: Any,
+    store_dir: str | os.PathLike[str],
+    *,
+    params: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    n_jobs: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+    strict: bool = False,
+) -> ExtractionResult:
+    """PyRadiomics features of every ROI of a cohort, computed once per content and settings.
+
+    Args:
+        cohort: a :class:`dlradiomics.cohort.Cohort` (its rejected manifest rows are reported as
+            failures) or a DataFrame with the columns ``roi_id, patient_id, modality, image, mask,
+            label`` and optionally ``mask_label`` and ``slice``.
+        store_dir: folder of the feature store; on a Dask cluster every worker must reach it.
+        params: ``None`` for the packaged 2D defaults, a PyRadiomics YAML file, or a mapping of
+            overrides applied to the defaults.
+        n_jobs: worker processes; ``None`` uses every core, 1 runs in this process.
+        scheduler: a Dask scheduler address (``"tcp://host:8786"``) or a ``distributed.Client``;
+            when given, ROIs run on that cluster instead of local processes.
+        progress: show a progress bar.
+        strict: raise ``RuntimeError`` if any case failed (after extracting all the others).
+
+    Returns:
+        The feature table (in cohort order), the failures table, provenance and counts.
+    """
+    import radiomics
+    from tqdm.auto import tqdm
+
+    workers = n_jobs if n_jobs is not None else (os.cpu_count() or 1)
+    if workers < 1:
+        raise ValueError(f"n_jobs must be at least 1, got {n_jobs}")
+    resolved = resolve_radiomics_params(params)
+    create_extractor(resolved)  # invalid settings fail here, once, not in every worker
+    settings_hash = settings_sha256(resolved)
+    table = _cohort_table(cohort)
+    store = FeatureStore(store_dir)
+    store_root = str(Path(store_dir).resolve())
+
+    failures = _manifest_failures(cohort)
+    n_manifest_rejected = len(failures)
+    tasks, read_failures = _plan_tasks(table, settings_hash, radiomics.__version__)
+    failures.extend(read_failures)
+
+    stored_rows: dict[str, dict[str, Any]] = {}
+    pending = []
+    for task in tasks:
+        cached = store.get_row(STORE_NAMESPACE, task.key)
+        if cached is None:
+            pending.append(task)
+        else:
+            stored_rows[task.roi_id] = cached
+    n_cached = len(stored_rows)
+
+    outcomes = _compute(pending, resolved, store_root, workers, scheduler)
+    rows_by_roi = {row["roi_id"]: row for row in table.to_dict("records")}
+    n_computed = 0
+    with tqdm(total=len(tasks), initial=n_cached, desc="radiomic features", unit="ROI", disable=not progress) as bar:
+        for outcome in outcomes:
+            bar.update(1)
+            if outcome["status"] == "ok":
+                stored_rows[outcome["roi_id"]] = outcome["features"]
+                n_computed += 1
+            else:
+                failures.append(_failure(rows_by_roi[outcome["roi_id"]], outcome["stage"], outcome["error"]))
+
+    features = _assemble_feature_table(table, stored_rows)
+    failure_table = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
+    provenance = {
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": resolved,
+        "settings_sha256": settings_hash,
+        "versions": library_versions(),
+        "store": store_root,
+        "store_namespace": STORE_NAMESPACE,
+        "feature_names": radiomic_feature_columns(features),
+        "n_features": len(radiomic_feature_columns(features)),
+        "n_rois": len(table) + n_manifest_rejected,
+        "n_succeeded": len(features),
+        "n_failed": len(failure_table),
+        "n_computed": n_computed,
+        "n_cached": n_cached,
+    }
+    result = ExtractionResult(features, failure_table, provenance, n_computed=n_computed, n_cached=n_cached)
+    if strict and result.n_failed:
+        raise RuntimeError(
+            f"{result.n_failed} case(s) failed radiomic extraction (strict mode); first: "
+            f"{failure_table.iloc[0]['roi_id']}: {failure_table.iloc[0]['error']}"
+        )
+    return result
+
+
+def _assemble_feature_table(table: pd.DataFrame, stored_rows: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Meta columns from the cohort, then the stored provenance and features, in cohort order."""
+    meta = table.loc[table["roi_id"].isin(stored_rows), META_COLUMNS].reset_index(drop=True)
+    if meta.empty:
+        return pd.DataFrame(columns=META_COLUMNS + PROVENANCE_COLUMNS)
+    computed = pd.DataFrame([stored_rows[roi_id] for roi_id in meta["roi_id"]])
+    feature_names = radiomic_feature_columns(computed)
+    frame = pd.concat([meta, computed[PROVENANCE_COLUMNS + feature_names]], axis=1)
+    frame["label"] = frame["label"].astype(int)
+    return frame
+
+
+def write_extraction_outputs(result: ExtractionResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write the feature table (Parquet and CSV), the failures table and the provenance JSON.
+
+    Args:
+        result: what :func:`extract_radiomic_features` returned.
+        out_dir: the folder to write into (created if needed).
+
+    Returns:
+        ``{"features", "features_csv", "failures", "provenance"}`` -> path written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "features": out / "radiomic_features.parquet",
+        "features_csv": out / "radiomic_features.csv",
+        "failures": out / "failures.csv",
+        "provenance": out / "provenance.json",
+    }
+    result.features.to_parquet(paths["features"], index=False)
+    result.features.to_csv(paths["features_csv"], index=False)
+    result.failures.to_csv(paths["failures"], index=False)
+    paths["provenance"].write_text(json.dumps(result.provenance, indent=2, default=str) + "\n", encoding="utf-8")
+    return paths
+
+
+__all__ = [
+    "ExtractionResult",
+    "FAILURE_COLUMNS",
+    "META_COLUMNS",
+    "PROVENANCE_COLUMNS",
+    "STORE_NAMESPACE",
+    "compute_roi_into_store",
+    "extract_radiomic_features",
+    "library_versions",
+    "write_extraction_outputs",
+    "radiomic_feature_columns",
+]

@@ -1,0 +1,182 @@
+"""Readers that turn one file of any supported format into a numpy array plus pixel spacing.
+
+Raster files (PNG, JPEG, TIFF, BMP, PGM) go through Pillow, DICOM through pydicom (so that the
+modality LUT, VOI LUT and MONOCHROME1 inversion follow the standard), and NIfTI / NRRD / MetaImage
+through SimpleITK. Every failure becomes an :class:`ImageReadError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dlradiomics.io.errors import ImageReadError
+
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm")
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+SUPPORTED_SUFFIXES = RASTER_SUFFIXES + DICOM_SUFFIXES + VOLUME_SUFFIXES
+
+
+class ColourImageWarning(UserWarning):
+    """A colour image whose channels differ was reduced to greyscale (burned-in colour overlays?)."""
+
+
+@dataclass(frozen=True)
+class ImageArray:
+    """The pixels of one file before any ROI logic.
+
+    Args:
+        array: 2D (rows, cols) or 3D (slices, rows, cols) array.
+        spacing: pixel spacing per axis of ``array``, in the same axis order.
+    """
+
+    array: np.ndarray
+    spacing: tuple[float, ...]
+
+
+def file_suffix(path: str | os.PathLike[str]) -> str:
+    """Lower-case suffix of a file, treating ``.nii.gz`` as one suffix."""
+    name = Path(path).name.lower()
+    if name.endswith(".nii.gz"):
+        return ".nii.gz"
+    return Path(name).suffix
+
+
+def file_stem(path: str | os.PathLike[str]) -> str:
+    """File name without its suffix (``scan.nii.gz`` -> ``scan``)."""
+    name = Path(path).name
+    suffix = file_suffix(path)
+    return name[: len(name) - len(suffix)] if suffix else name
+
+
+def read_image(path: str | os.PathLike[str], *, as_labels: bool = False) -> ImageArray:
+    """Read one image or mask file into an array.
+
+    Args:
+        path: the file; its format is chosen from the suffix (a file without a known suffix is
+            tried as DICOM when it carries the ``DICM`` preamble).
+        as_labels: read a label mask: palette PNGs keep their palette indices, and a colour file
+            whose channels differ is an error rather than a greyscale conversion.
+
+    Returns:
+        The pixels and spacing. Colour images are reduced to greyscale; a
+        :class:`ColourImageWarning` is issued when the channels differ.
+
+    Raises:
+        ImageReadError: the file is missing, of an unknown format, unreadable or corrupt.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "file not found", kind="missing")
+    suffix = file_suffix(path)
+    try:
+        if suffix in RASTER_SUFFIXES:
+            result = _read_raster(path, as_labels)
+        elif suffix in DICOM_SUFFIXES or (suffix not in VOLUME_SUFFIXES and _has_dicom_preamble(path)):
+            result = _read_dicom(path, as_labels)
+        elif suffix in VOLUME_SUFFIXES:
+            result = _read_volume(path, as_labels)
+        else:
+            raise ImageReadError(
+                path, f"unknown image format {suffix or '(no suffix)'}; supported: {', '.join(SUPPORTED_SUFFIXES)}",
+                kind="unsupported",
+            )
+    except ImageReadError:
+        raise
+    except Exception as exc:  # every library fails differently on a corrupt file; report them all alike
+        raise ImageReadError(path, f"cannot read {suffix or 'file'}: {type(exc).__name__}: {exc}") from exc
+    if result.array.size == 0:
+        raise ImageReadError(path, "file holds no pixels")
+    return result
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    with open(path, "rb") as stream:
+        header = stream.read(132)
+    return len(header) == 132 and header[128:132] == b"DICM"
+
+
+def _reduce_channels(array: np.ndarray, path: Path, as_labels: bool) -> np.ndarray:
+    """Greyscale from a trailing channel axis (RGB, RGBA, grey + alpha)."""
+    colour = array[..., :3] if array.shape[-1] >= 3 else array[..., :1]
+    if all(np.array_equal(colour[..., 0], colour[..., k]) for k in range(1, colour.shape[-1])):
+        return colour[..., 0]
+    if as_labels:
+        raise ImageReadError(
+            path, "mask is a colour image whose channels differ; save the labels as a single-channel image"
+        )
+    warnings.warn(
+        f"{path}: colour image with differing channels reduced to greyscale (luminance)",
+        ColourImageWarning,
+        stacklevel=4,
+    )
+    from skimage.color import rgb2gray
+
+    # rgb2gray keeps float input on its own scale, so the original intensity range survives.
+    return rgb2gray(colour.astype(np.float64))
+
+
+def _read_raster(path: Path, as_labels: bool) -> ImageArray:
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as opened:
+        frames = []
+        for frame in ImageSequence.Iterator(opened):
+            if frame.mode == "P" and not as_labels:
+                frame = frame.convert("RGBA" if "transparency" in frame.info else "RGB")
+            elif frame.mode in ("CMYK", "YCbCr", "HSV", "LAB"):
+                frame = frame.convert("RGB")
+            frames.append(np.asarray(frame))
+    planes = [_reduce_channels(frame, path, as_labels) if frame.ndim == 3 else frame for frame in frames]
+    array = planes[0] if len(planes) == 1 else np.stack(planes)
+    return ImageArray(array=array, spacing=(1.0,) * array.ndim)
+
+
+def _read_dicom(path: Path, as_labels: bool) -> ImageArray:
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    dataset = pydicom.dcmread(path)
+    if "PixelData" not in dataset:
+        raise ImageReadError(path, "DICOM file has no pixel data")
+    pixels = dataset.pixel_array
+    samples = int(dataset.get("SamplesPerPixel", 1))
+    if samples > 1:
+        pixels = _reduce_channels(pixels, path, as_labels)
+    elif not as_labels:
+        # Stored values -> modality units (CT Hounsfield etc.), then the display window the
+        # acquisition chose, as DICOM PS3.4 defines the greyscale pipeline.
+        pixels = apply_modality_lut(pixels, dataset)
+        pixels = apply_voi_lut(pixels, dataset)
+        if dataset.get("PhotometricInterpretation", "") == "MONOCHROME1":
+            # MONOCHROME1 means low values are white; flip so that bright is always high.
+            pixels = pixels.min() + pixels.max() - pixels
+    in_plane = dataset.get("PixelSpacing") or dataset.get("ImagerPixelSpacing") or (1.0, 1.0)
+    spacing: tuple[float, ...] = (float(in_plane[0]), float(in_plane[1]))
+    if pixels.ndim == 3:
+        between = dataset.get("SpacingBetweenSlices") or dataset.get("SliceThickness") or 1.0
+        spacing = (float(between),) + spacing
+    return ImageArray(array=np.asarray(pixels), spacing=spacing)
+
+
+def _read_volume(path: Path, as_labels: bool) -> ImageArray:
+    import SimpleITK as sitk
+
+    image = sitk.ReadImage(str(path))
+    array = sitk.GetArrayFromImage(image)
+    spacing = tuple(float(s) for s in reversed(image.GetSpacing()))
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        array = _reduce_channels(array, path, as_labels)
+    if image.GetDimension() > 3:
+        raise ImageReadError(
+            path, f"{image.GetDimension()}D image; only 2D images and 3D volumes are supported", kind="unsupported"
+        )
+    if array.ndim == 3 and array.shape[0] == 1:
+        # A 2D image stored as a one-slice volume (common for NIfTI exports of 2D data).
+        array, spacing = array[0], spacing[1:]
+    return ImageArray(array=array, spacing=spacing)

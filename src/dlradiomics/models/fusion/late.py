@@ -1,0 +1,225 @@
+"""Late fusion: one model per feature block, combined by weighted averaging or by a meta-learner.
+
+A patient lacking a block (a modality not imaged, an extraction that failed) is predicted from
+the blocks the patient has; each block model is trained on the rows that have its block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import softmax
+from sklearn.base import BaseEstimator
+from sklearn.metrics import accuracy_score, roc_auc_score
+
+from dlradiomics.models.blocks import blocks_of
+from dlradiomics.models.classifiers import DEFAULT_SELECTION, make_pipeline
+from dlradiomics.models.fusion._base import FusionClassifier, block_presence, out_of_fold_proba
+
+WEIGHTINGS = ("accuracy", "auc")
+
+
+class _PerBlockFusion(FusionClassifier):
+    """Fits one pipeline per block on that block's rows, with out-of-fold probabilities from inner CV."""
+
+    def _fit_block_models(self, X: pd.DataFrame, labels: np.ndarray, blocks: dict[str, list[str]]) -> pd.DataFrame:
+        """Fit ``block_models_``; return the inner-CV out-of-fold probabilities (rows x blocks, NaN where absent)."""
+        presence = block_presence(X, blocks)
+        out_of_fold = pd.DataFrame(np.nan, index=X.index, columns=list(blocks))
+        self.block_models_ = {}
+        self.block_prevalence_ = {}
+        for block, columns in blocks.items():
+            present = presence[block].to_numpy()
+            block_labels = labels[present]
+            if len(np.unique(block_labels)) < 2:
+                raise ValueError(f"{type(self).__name__}: the rows having block {block!r} hold a single class")
+            block_table = X.loc[present, columns]
+            model = make_pipeline(self.classifier, self.selection, random_state=self.random_state, search=self.search)
+            out_of_fold.loc[present, block] = out_of_fold_proba(
+                model, block_table, block_labels, self.inner_cv, self.random_state
+            )
+            self.block_models_[block] = model.fit(block_table, block_labels)
+            self.block_prevalence_[block] = float(np.mean(block_labels == self.classes_[1]))
+        return out_of_fold
+
+    def block_probabilities(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Each block model's probability of malignancy (rows x blocks; NaN where the row lacks the block).
+
+        Args:
+            X: modelling table with the columns seen in fit.
+        """
+        X = self._check_fitted_table(X)
+        blocks = blocks_of(X.columns)
+        presence = block_presence(X, blocks)
+        probabilities = pd.DataFrame(np.nan, index=X.index, columns=list(blocks))
+        for block, columns in blocks.items():
+            present = presence[block].to_numpy()
+            if present.any():
+                probabilities.loc[present, block] = self.block_models_[block].predict_proba(X.loc[present, columns])[:, 1]
+        return probabilities
+
+
+class WeightedEnsembleFusion(_PerBlockFusion):
+    """Average the block models' probabilities with weights = softmax of their inner-CV scores.
+
+    The paper's rule: a block's weight is the softmax, over blocks, of its accuracy (threshold
+    0.5) on inner cross-validation of the training rows (folds grouped by patient, read from
+    ``X.index``); ``weighting="auc"`` uses the inner-CV AUC instead. A row lacking some blocks
+    is averaged over the blocks it has, with their weights renormalised; a row with none gets NaN.
+
+    Args:
+        classifier: a name from ``CLASSIFIERS`` or an unfitted classifier, used for every block.
+        selection: selector specs of each block's pipeline.
+        weighting: ``"accuracy"`` (paper) or ``"auc"``.
+        inner_cv: inner folds for the scores.
+        search: hyper-parameter search inside each block pipeline.
+        random_state: seed of everything fitted.
+
+    Attributes:
+        block_models_: fitted pipeline per block.
+        block_scores_: inner-CV accuracy (or AUC) per block.
+        weights_: softmax weights per block (sum to 1).
+    """
+
+    def __init__(
+        self,
+        classifier: str | BaseEstimator = "logistic",
+        selection: str | Sequence[str] | None = DEFAULT_SELECTION,
+        weighting: str = "accuracy",
+        inner_cv: int = 5,
+        search: bool = False,
+        random_state: int | None = 0,
+    ):
+        self.classifier = classifier
+        self.selection = selection
+        self.weighting = weighting
+        self.inner_cv = inner_cv
+        self.search = search
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame, y):
+        """Fit the block models and their weights on the training rows.
+
+        Args:
+            X: modelling table (``patient_id`` index).
+            y: binary labels, one per row.
+
+        Returns:
+            self
+        """
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        blocks, labels = self._remember_input(X, y)
+        out_of_fold = self._fit_block_models(X, labels, blocks)
+        positive = labels == self.classes_[1]
+        scores = {}
+        for block in blocks:
+            present = out_of_fold[block].notna().to_numpy()
+            block_oof = out_of_fold[block].to_numpy()[present]
+            if self.weighting == "accuracy":
+                scores[block] = accuracy_score(positive[present], block_oof >= 0.5)
+            else:
+                scores[block] = roc_auc_score(positive[present], block_oof)
+        self.block_scores_ = scores
+        self.weights_ = dict(zip(blocks, softmax(np.array(list(scores.values()), dtype=float))))
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Weighted average of the available block probabilities, shape (n_rows, 2).
+
+        Args:
+            X: modelling table with the columns seen in fit.
+        """
+        probabilities = self.block_probabilities(X)
+        weights = np.array([self.weights_[block] for block in probabilities.columns])
+        values = probabilities.to_numpy()
+        available = ~np.isnan(values)
+        weight_sum = (available * weights).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            positive = np.nansum(values * weights, axis=1) / weight_sum
+        no_block = weight_sum == 0
+        positive[no_block] = np.nan
+        self._warn_unpredictable(pd.DataFrame(available, index=probabilities.index, columns=probabilities.columns), no_block, "no block present")
+        return self._two_column_proba(positive)
+
+
+class StackingFusion(_PerBlockFusion):
+    """A meta-learner on the block models' out-of-fold probabilities.
+
+    The meta-learner is trained on probabilities each block model gave to rows whose patients it
+    had not seen (inner CV grouped by patient), never on in-sample fits, so a block that merely
+    memorises its training rows earns no trust. Missing blocks: the block's probability is
+    replaced by that block's training prevalence of malignancy, and for every block missing in
+    some training row a 0/1 indicator column ``"{block}__missing"`` tells the meta-learner so.
+    A row lacking every block gets NaN.
+
+    Args:
+        classifier: a name from ``CLASSIFIERS`` or an unfitted classifier, used for every block.
+        selection: selector specs of each block's pipeline.
+        meta: the meta-learner, a name from ``CLASSIFIERS`` or an unfitted classifier.
+        inner_cv: inner folds for the out-of-fold probabilities.
+        search: hyper-parameter search inside each block pipeline.
+        random_state: seed of everything fitted.
+
+    Attributes:
+        block_models_: fitted pipeline per block (refitted on all its training rows).
+        meta_model_: fitted meta-learner pipeline (impute -> scale when needed -> meta).
+        meta_feature_names_: columns the meta-learner sees.
+        block_prevalence_: training prevalence used for a missing block.
+    """
+
+    def __init__(
+        self,
+        classifier: str | BaseEstimator = "logistic",
+        selection: str | Sequence[str] | None = DEFAULT_SELECTION,
+        meta: str | BaseEstimator = "logistic",
+        inner_cv: int = 5,
+        search: bool = False,
+        random_state: int | None = 0,
+    ):
+        self.classifier = classifier
+        self.selection = selection
+        self.meta = meta
+        self.inner_cv = inner_cv
+        self.search = search
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame, y):
+        """Fit block models, then the meta-learner on their out-of-fold probabilities.
+
+        Args:
+            X: modelling table (``patient_id`` index).
+            y: binary labels, one per row.
+
+        Returns:
+            self
+        """
+        blocks, labels = self._remember_input(X, y)
+        out_of_fold = self._fit_block_models(X, labels, blocks)
+        self.indicator_blocks_ = [block for block in blocks if out_of_fold[block].isna().any()]
+        meta_features = self._meta_features(out_of_fold)
+        self.meta_feature_names_ = list(meta_features.columns)
+        self.meta_model_ = make_pipeline(self.meta, None, random_state=self.random_state).fit(meta_features, labels)
+        return self
+
+    def _meta_features(self, probabilities: pd.DataFrame) -> pd.DataFrame:
+        features = {f"{block}__proba": probabilities[block].fillna(self.block_prevalence_[block]) for block in self.blocks_}
+        for block in self.indicator_blocks_:
+            features[f"{block}__missing"] = probabilities[block].isna().astype(float)
+        return pd.DataFrame(features, index=probabilities.index)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Meta-learner probabilities, shape (n_rows, 2); NaN for rows with no block at all.
+
+        Args:
+            X: modelling table with the columns seen in fit.
+        """
+        probabilities = self.block_probabilities(X)
+        available = probabilities.notna()
+        no_block = ~available.any(axis=1).to_numpy()
+        positive = self.meta_model_.predict_proba(self._meta_features(probabilities))[:, 1]
+        positive[no_block] = np.nan
+        self._warn_unpredictable(available, no_block, "no block present")
+        return self._two_column_proba(positive)

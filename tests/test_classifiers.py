@@ -1,0 +1,98 @@
+"""The classifier registry, the standard pipeline and the patient-grouped inner folds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV
+
+from dlradiomics.models import CLASSIFIERS, PatientGroupKFold, make_classifier, make_pipeline
+
+
+def easy_table(n_patients: int = 80, images_per_patient: int = 2, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows are images of patients; three of twelve columns carry the label."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(rng.integers(0, 2, n_patients), images_per_patient)
+    values = rng.normal(size=(len(labels), 12))
+    values[:, :3] += 2.0 * labels[:, None]
+    values[::9, 5] = np.nan
+    patients = pd.Index(np.repeat([f"P{i:03d}" for i in range(n_patients)], images_per_patient), name="patient_id")
+    return pd.DataFrame(values, index=patients, columns=[f"US.radiomic__f{i}" for i in range(12)]), labels
+
+
+def test_registry_names_the_seven_classifiers_of_the_paper():
+    assert set(CLASSIFIERS) == {"svm", "knn", "rf", "extra_trees", "xgboost", "lightgbm", "logistic"}
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_each_classifier_learns_an_easy_problem_in_the_pipeline(name):
+    X, y = easy_table()
+    train = X.index < "P060"
+    pipeline = make_pipeline(name, selection=("mannwhitney", "correlation"))
+    pipeline.fit(X[train], y[train])
+    proba = pipeline.predict_proba(X[~train])
+    assert proba.shape == (int((~train).sum()), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert roc_auc_score(y[~train], proba[:, 1]) > 0.85
+
+
+@pytest.mark.parametrize("name", ["rf", "xgboost", "lightgbm", "svm"])
+def test_seeded_classifiers_repeat_exactly(name):
+    X, y = easy_table()
+    first = make_pipeline(name, selection=None, random_state=3).fit(X, y).predict_proba(X)
+    second = clone(make_pipeline(name, selection=None, random_state=3)).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_scaling_only_where_the_model_or_a_step_needs_it():
+    assert "scale" in make_pipeline("knn", selection=None).named_steps
+    assert "scale" in make_pipeline("svm", selection=None).named_steps
+    assert "scale" not in make_pipeline("rf", selection=None).named_steps
+    assert "scale" in make_pipeline("rf", selection=["pca:4"]).named_steps
+
+
+def test_unknown_classifier_and_selection_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown classifier 'tabnet'"):
+        make_classifier("tabnet")
+    with pytest.raises(ValueError, match="bad selection step 'boruta'"):
+        make_pipeline("logistic", selection=["boruta"])
+
+
+def test_params_override_defaults():
+    assert make_classifier("rf", n_estimators=17).n_estimators == 17
+    assert make_classifier("knn", n_neighbors=3).n_neighbors == 3
+
+
+def test_pipeline_keeps_the_patient_index_for_inner_folds():
+    X, y = easy_table()
+    pipeline = make_pipeline("logistic", selection=("mannwhitney", "lasso")).fit(X, y)
+    transformed = pipeline[:-1].transform(X)
+    assert transformed.index.equals(X.index)
+    assert not transformed.isna().any().any()
+
+
+def test_search_uses_patient_grouped_folds_and_finds_parameters():
+    X, y = easy_table()
+    pipeline = make_pipeline("logistic", selection=None, search=True).fit(X, y)
+    search = pipeline.named_steps["classifier"]
+    assert isinstance(search, GridSearchCV)
+    assert isinstance(search.cv, PatientGroupKFold)
+    assert search.best_params_["C"] in (0.01, 0.1, 1.0, 10.0)
+
+
+def test_patient_group_kfold_never_splits_a_patient_and_shrinks_to_the_data():
+    X, y = easy_table(n_patients=30, images_per_patient=3)
+    folds = list(PatientGroupKFold(5, random_state=0).split(X, y))
+    assert len(folds) == 5
+    covered = np.concatenate([test for _, test in folds])
+    assert sorted(covered) == list(range(len(X)))
+    for train, test in folds:
+        assert not set(X.index[train]) & set(X.index[test])
+    five_patients = X.iloc[:15]
+    labels = np.repeat([0, 1, 0, 1, 0], 3)
+    assert len(list(PatientGroupKFold(5).split(five_patients, labels))) == 2  # two malignant patients
+    with pytest.raises(ValueError, match="at least 2 patients of each class"):
+        list(PatientGroupKFold(5).split(five_patients, np.repeat([0, 1, 0, 0, 0], 3)))
