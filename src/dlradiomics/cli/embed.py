@@ -1,3 +1,62 @@
-"""`dlradiomics embed`: see the module that implements it."""
+"""`dlradiomics embed`: CNN embeddings of every ROI in a manifest (see dlradiomics.features.deep)."""
 
-from dlradiomics.cli import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from dlradiomics.cli import app
+
+
+@app.command()
+def embed(
+    manifest: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="Cohort manifest (CSV or YAML): one row per image with its mask and label."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for deep_BACKBONE.parquet, failures.csv, provenance.json."),
+    backbone: str = typer.Option("resnet50", "--backbone", "-b", help="resnet50 (the paper's), resnet101, vgg19, "
+                                 "googlenet, inception_v3 or efficientnet_lite0 (ImageNet weights ship offline)."),
+    weights: str = typer.Option("imagenet", "--weights", help="imagenet, none (random, seeded) or a state-dict PATH."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Feature store folder (cache shared between runs). "
+                                         "Default: OUT/store."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="ROIs per forward pass."),
+    margin: float = typer.Option(0.1, "--margin", min=0.0, help="Crop margin around the lesion's bounding box, as "
+                                 "a fraction of its size on each side."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda or cpu. Default: CUDA when available."),
+    save_crops: bool = typer.Option(False, "--save-crops", help="Also save each network input crop as PNG in OUT/crops."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with status 1 if any ROI failed."),
+) -> None:
+    """Embed every ROI of MANIFEST with a frozen ImageNet CNN (global-average-pool output), reusing the store.
+
+    One row per ROI: roi_id, patient_id, modality, image, mask, label, then deep_0000... An ROI that cannot be read or cropped is listed in OUT/failures.csv and the rest goes on.
+    """  # noqa: E501  (one line per paragraph: the help screen wraps it to the terminal)
+    from dlradiomics.cohort import ManifestError, read_manifest
+    from dlradiomics.features.deep.backbones import BackboneWeightsError
+    from dlradiomics.features.deep.embeddings import compute_embeddings, embedding_failures, write_embeddings
+
+    try:
+        cohort = read_manifest(manifest)
+    except ManifestError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    for problem in cohort.problems:
+        typer.echo(f"skipped: {problem}", err=True)
+    try:
+        result = compute_embeddings(
+            cohort, backbone, None if weights.lower() == "none" else weights,
+            store_dir=store if store is not None else out / "store", batch_size=batch_size, margin=margin,
+            device=device, crops_dir=out / "crops" if save_crops else None,
+        )
+    except (ValueError, BackboneWeightsError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    paths = write_embeddings(result, out)
+    failures = embedding_failures(result)
+    typer.echo(f"{len(result)} ROIs embedded with {backbone} ({result.attrs['weights_id']}), "
+               f"{len(failures)} failed.\nEmbeddings: {paths['embeddings']}")
+    for failure in failures.itertuples():
+        typer.echo(f"  failed: {failure.roi_id} (patient {failure.patient_id}, {failure.image}): {failure.error}", err=True)
+    if strict and len(failures):
+        raise typer.Exit(1)
