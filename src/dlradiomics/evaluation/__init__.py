@@ -1,0 +1,80 @@
+"""Evaluation: patient-grouped outer folds, nested cross-validation, metrics with bootstrap CIs,
+DeLong tests, ROC / calibration / decision curves, the experiment grid and the leakage canary.
+
+Every number reported here comes from out-of-fold predictions of patients whose data never
+informed a fitted step, and every operating threshold is chosen on training patients only.
+"""
+
+from dlradiomics.evaluation.canary import CanaryResult, permute_patient_labels, run_canary, run_grid_canary
+from dlradiomics.evaluation.crossval import PREDICTION_COLUMNS, cross_validate_patients
+from dlradiomics.evaluation.curves import calibration_table, decision_curve, roc_table
+from dlradiomics.evaluation.grid import (
+    FUSIONS,
+    SOURCES,
+    GridConfiguration,
+    GridResult,
+    build_estimator,
+    default_modality_sets,
+    run_grid,
+)
+from dlradiomics.evaluation.metrics import (
+    METRIC_NAMES,
+    bootstrap_metrics,
+    classification_metrics,
+    format_estimate,
+    summarise_predictions,
+)
+from dlradiomics.evaluation.splits import (
+    PatientHoldout,
+    RepeatedPatientKFold,
+    fold_table_from_column,
+    iter_outer_folds,
+    load_fold_table,
+    save_fold_table,
+)
+from dlradiomics.evaluation.stats import (
+    AucComparison,
+    delong_auc_ci,
+    delong_covariance,
+    delong_test,
+    paired_bootstrap_auc_test,
+)
+from dlradiomics.evaluation.threshold import choose_threshold, threshold_for_sensitivity, youden_threshold
+
+__all__ = [
+    "FUSIONS",
+    "METRIC_NAMES",
+    "PREDICTION_COLUMNS",
+    "SOURCES",
+    "AucComparison",
+    "CanaryResult",
+    "GridConfiguration",
+    "GridResult",
+    "PatientHoldout",
+    "RepeatedPatientKFold",
+    "bootstrap_metrics",
+    "build_estimator",
+    "calibration_table",
+    "choose_threshold",
+    "classification_metrics",
+    "cross_validate_patients",
+    "decision_curve",
+    "default_modality_sets",
+    "delong_auc_ci",
+    "delong_covariance",
+    "delong_test",
+    "fold_table_from_column",
+    "format_estimate",
+    "iter_outer_folds",
+    "load_fold_table",
+    "paired_bootstrap_auc_test",
+    "permute_patient_labels",
+    "roc_table",
+    "run_canary",
+    "run_grid",
+    "run_grid_canary",
+    "save_fold_table",
+    "summarise_predictions",
+    "threshold_for_sensitivity",
+    "youden_threshold",
+]

@@ -1,0 +1,26 @@
+"""The Python API, for notebooks: the same as the command line.
+
+Example:
+    >>> from dlradiomics.api import Study, load_bundle
+    >>> result = Study.from_yaml("study.yaml").run()          # doctest: +SKIP
+    >>> bundle = load_bundle(result.bundle_path)               # doctest: +SKIP
+    >>> predictions = bundle.predict("new_patients.csv")       # doctest: +SKIP
+"""
+
+from dlradiomics.bundle import BundleError, ModelBundle, load_bundle, save_bundle
+from dlradiomics.demo.demo import run_demo
+from dlradiomics.study.runner import Study, StudyResult
+from dlradiomics.study.settings import StudySettings, StudySettingsError, write_example_study
+
+__all__ = [
+    "BundleError",
+    "ModelBundle",
+    "Study",
+    "StudyResult",
+    "StudySettings",
+    "StudySettingsError",
+    "load_bundle",
+    "run_demo",
+    "save_bundle",
+    "write_example_study",
+]

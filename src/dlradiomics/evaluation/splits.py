@@ -1,0 +1,257 @@
+"""Outer cross-validation folds, grouped by patient, saved to a file and reused.
+
+A *fold table* has one row per patient and repeat: ``patient_id, repeat, fold``, where ``fold`` is
+the index of the outer fold in which the patient is a test patient (``-1``: the patient is only
+ever used for training, as in a fixed train/test split). Every experiment that reads the same fold
+table sees the same folds (the nnU-Net habit), whatever model it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+FOLD_TABLE_COLUMNS = ("patient_id", "repeat", "fold")
+TRAIN_ONLY = -1
+
+
+@dataclass(frozen=True)
+class RepeatedPatientKFold:
+    """Stratified, patient-grouped K-fold, repeated with different seeds.
+
+    Args:
+        n_splits: Number of outer folds.
+        n_repeats: Number of repetitions, each with its own shuffle.
+        seed: Seed of the first repetition; repetition ``r`` uses ``seed + r``.
+    """
+
+    n_splits: int = 5
+    n_repeats: int = 1
+    seed: int = 0
+
+    def fold_table(self, y: np.ndarray, groups: np.ndarray) -> pd.DataFrame:
+        """Assign every patient a test fold in each repetition.
+
+        Args:
+            y: Row labels (0/1); one row per image, several rows may share a patient.
+            groups: Patient id of each row.
+
+        Returns:
+            The fold table (``patient_id, repeat, fold``).
+        """
+        y, groups = _validated_labels_and_groups(y, groups)
+        tables = []
+        for repeat in range(self.n_repeats):
+            splitter = StratifiedGroupKFold(n_splits=self.n_splits, shuffle=True, random_state=self.seed + repeat)
+            fold_of_patient: dict[object, int] = {}
+            for fold, (_, test_index) in enumerate(splitter.split(np.zeros(len(y)), y, groups)):
+                fold_of_patient.update(dict.fromkeys(np.unique(groups[test_index]), fold))
+            tables.append(
+                pd.DataFrame(
+                    {"patient_id": list(fold_of_patient), "repeat": repeat, "fold": list(fold_of_patient.values())}
+                )
+            )
+        return _sorted_fold_table(pd.concat(tables, ignore_index=True))
+
+
+@dataclass(frozen=True)
+class PatientHoldout:
+    """A single stratified, patient-grouped train/test split (the paper's fixed-seed 80/20).
+
+    Args:
+        test_size: Fraction of patients in the test set.
+        seed: Seed of the split.
+    """
+
+    test_size: float = 0.2
+    seed: int = 0
+
+    def fold_table(self, y: np.ndarray, groups: np.ndarray) -> pd.DataFrame:
+        """Mark test patients with fold 0 and training patients with fold -1.
+
+        The split is stratified by the patient's label.
+
+        Args:
+            y: Row labels (0/1).
+            groups: Patient id of each row.
+
+        Returns:
+            The fold table (one repeat).
+        """
+        y, groups = _validated_labels_and_groups(y, groups)
+        patient_labels = pd.Series(y, index=groups).groupby(level=0).max()
+        _, test_patients = train_test_split(
+            patient_labels.index.to_numpy(),
+            test_size=self.test_size,
+            stratify=patient_labels.to_numpy(),
+            random_state=self.seed,
+        )
+        folds = np.where(patient_labels.index.isin(test_patients), 0, TRAIN_ONLY)
+        table = pd.DataFrame({"patient_id": patient_labels.index, "repeat": 0, "fold": folds})
+        return _sorted_fold_table(table)
+
+
+def fold_table_from_column(table: pd.DataFrame, column: str, *, patient_column: str = "patient_id") -> pd.DataFrame:
+    """Read published folds from a column of an image- or patient-level table.
+
+    Fold numbers are kept as given (BUS-BRA's ``kFold`` counts 1..5); a missing value means the
+    patient is only used for training.
+
+    Args:
+        table: Table with one row per image or patient.
+        column: Column holding the test-fold index (e.g. ``"fold5"`` or BUS-BRA's ``"kFold"``).
+        patient_column: Column holding the patient id.
+
+    Returns:
+        The fold table (one repeat).
+
+    Raises:
+        ValueError: If a column is missing or a patient's images carry different folds.
+    """
+    for name in (column, patient_column):
+        if name not in table.columns:
+            raise ValueError(f"fold table source has no column {name!r} (columns: {list(table.columns)})")
+    folds_per_patient = table.groupby(patient_column)[column].nunique(dropna=False)
+    straddling = folds_per_patient.index[folds_per_patient > 1].tolist()
+    if straddling:
+        raise ValueError(f"patients {straddling[:10]} have images in more than one fold of column {column!r}")
+    first = table.groupby(patient_column)[column].first()
+    folds = first.fillna(TRAIN_ONLY).astype(int)
+    return _sorted_fold_table(pd.DataFrame({"patient_id": folds.index, "repeat": 0, "fold": folds.to_numpy()}))
+
+
+def save_fold_table(fold_table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a fold table to CSV so later experiments reuse the same folds.
+
+    Args:
+        fold_table: The fold table.
+        path: Destination CSV file.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    check_fold_table(fold_table).to_csv(path, index=False)
+    return path
+
+
+def load_fold_table(path: str | Path) -> pd.DataFrame:
+    """Read a fold table written by `save_fold_table`.
+
+    Args:
+        path: CSV file.
+
+    Returns:
+        The validated fold table (patient ids as strings).
+    """
+    table = pd.read_csv(path, dtype={"patient_id": str})
+    try:
+        return check_fold_table(table)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+
+
+def check_fold_table(fold_table: pd.DataFrame) -> pd.DataFrame:
+    """Check the columns of a fold table and that each patient has one fold per repeat.
+
+    Args:
+        fold_table: Candidate fold table.
+
+    Returns:
+        The same table.
+
+    Raises:
+        ValueError: If columns are missing or a patient appears twice in one repeat.
+    """
+    missing = [column for column in FOLD_TABLE_COLUMNS if column not in fold_table.columns]
+    if missing:
+        raise ValueError(f"fold table lacks columns {missing}")
+    duplicated = fold_table.duplicated(["patient_id", "repeat"], keep=False)
+    if duplicated.any():
+        patients = fold_table.loc[duplicated, "patient_id"].unique().tolist()
+        raise ValueError(f"patients {patients[:10]} have more than one fold in the same repeat")
+    return fold_table
+
+
+@dataclass(frozen=True)
+class OuterFold:
+    """Row indices of one outer fold.
+
+    Args:
+        repeat: Repetition number.
+        fold: Test fold index.
+        train_index: Positions of training rows.
+        test_index: Positions of test rows.
+    """
+
+    repeat: int
+    fold: int
+    train_index: np.ndarray
+    test_index: np.ndarray
+
+
+def iter_outer_folds(fold_table: pd.DataFrame, groups: np.ndarray) -> Iterator[OuterFold]:
+    """Turn a fold table into row indices, checking that no patient straddles train and test.
+
+    Args:
+        fold_table: The fold table.
+        groups: Patient id of each row of the modelling table.
+
+    Yields:
+        One `OuterFold` per repeat and test fold.
+
+    Raises:
+        ValueError: If a patient of ``groups`` has no fold in a repeat.
+    """
+    check_fold_table(fold_table)
+    groups = np.asarray(groups)
+    group_keys = pd.Index(groups.astype(str))
+    for repeat, table in fold_table.groupby("repeat", sort=True):
+        fold_of_patient = pd.Series(table["fold"].to_numpy(), index=table["patient_id"].astype(str))
+        missing = group_keys.difference(fold_of_patient.index)
+        if len(missing):
+            raise ValueError(f"patients {missing[:10].tolist()} have no fold in repeat {repeat} of the fold table")
+        row_folds = fold_of_patient.reindex(group_keys).to_numpy()
+        for fold in sorted(set(row_folds) - {TRAIN_ONLY}):
+            train_index = np.flatnonzero(row_folds != fold)
+            test_index = np.flatnonzero(row_folds == fold)
+            assert_patients_disjoint(groups[train_index], groups[test_index])
+            yield OuterFold(int(repeat), int(fold), train_index, test_index)
+
+
+def assert_patients_disjoint(train_groups: np.ndarray, test_groups: np.ndarray) -> None:
+    """Fail if any patient has rows in both the training and the test set.
+
+    Args:
+        train_groups: Patient ids of training rows.
+        test_groups: Patient ids of test rows.
+
+    Raises:
+        AssertionError: Naming the patients that straddle the split.
+    """
+    shared = np.intersect1d(np.asarray(train_groups), np.asarray(test_groups))
+    if len(shared):
+        raise AssertionError(f"patients {shared[:10].tolist()} are in both training and test rows")
+
+
+def _validated_labels_and_groups(y: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y)
+    groups = np.asarray(groups)
+    if len(y) != len(groups):
+        raise ValueError(f"y has {len(y)} rows but groups has {len(groups)}")
+    labels_per_patient = pd.Series(y).groupby(groups).nunique()
+    mixed = labels_per_patient.index[labels_per_patient > 1].tolist()
+    if mixed:
+        raise ValueError(f"patients {mixed[:10]} have images with different labels; a patient needs one label")
+    return y, groups
+
+
+def _sorted_fold_table(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.astype({"repeat": int, "fold": int})
+    return table.sort_values(["repeat", "patient_id"], ignore_index=True)

@@ -1,0 +1,285 @@
+"""Typed settings of a study, read from one YAML file.
+
+Every key of the study file maps onto a field here. Validation errors are re-raised as
+`StudySettingsError`, whose message names the key, the bad value and what is allowed, because a
+researcher editing YAML needs to know which line to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Modality = Literal["US", "MG", "MRI"]
+ClassifierName = Literal[
+    "svm", "knn", "rf", "extra_trees", "xgboost", "lightgbm", "logistic"
+]
+FeatureSource = Literal["radiomic", "deep", "dlr"]
+FusionStrategy = Literal["single", "early", "ensemble", "stacking"]
+ThresholdRule = Literal["youden", "sensitivity"]
+
+ALL_CLASSIFIERS: tuple[str, ...] = (
+    "svm", "knn", "rf", "extra_trees", "xgboost", "lightgbm", "logistic"
+)
+
+
+class StudySettingsError(ValueError):
+    """A study file that cannot be used; the message names the key, the value and what is allowed."""
+
+
+class _Section(BaseModel):
+    # A misspelt key must be an error, not silently ignored: it would run a different study.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CohortSettings(_Section):
+    """Where the patients are.
+
+    Args:
+        manifest: CSV or YAML manifest (see `dlradiomics.cohort.read_manifest`); relative paths are
+            resolved against the study file's folder.
+        modalities: modalities to use; manifest rows of other modalities are left out.
+    """
+
+    manifest: Path
+    modalities: list[Modality] = Field(default_factory=lambda: ["US"], min_length=1)
+
+
+class RadiomicsSettings(_Section):
+    """PyRadiomics settings.
+
+    Args:
+        params: a PyRadiomics parameter file; None uses the package's 2D defaults.
+        overrides: settings merged over the file's, e.g. `{"setting": {"binWidth": 10}}`.
+    """
+
+    params: Path | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeepSettings(_Section):
+    """The ImageNet backbone whose frozen embeddings are the deep features.
+
+    Args:
+        backbone: backbone name known to `dlradiomics.features.deep.create_backbone`.
+        weights: weights identifier (e.g. "imagenet") or a path to a state dict.
+        pca_components: PCA dimensions per modality, fitted inside training folds.
+    """
+
+    backbone: str = "efficientnet_lite0"
+    weights: str = "imagenet"
+    pca_components: int = Field(32, ge=1)
+
+
+class SelectionSettings(_Section):
+    """Feature selection, fitted inside each training fold.
+
+    Args:
+        mann_whitney_p: keep features whose Mann-Whitney U p-value is below this.
+        correlation_threshold: drop one of each pair with |Spearman rho| above this.
+        lasso: finish with LASSO (L1 logistic regression, C by inner CV).
+    """
+
+    mann_whitney_p: float = Field(0.05, gt=0, le=1)
+    correlation_threshold: float = Field(0.9, gt=0, le=1)
+    lasso: bool = True
+
+
+class CVSettings(_Section):
+    """Nested, stratified, patient-grouped cross-validation.
+
+    Args:
+        outer_folds: folds of the outer loop (estimates performance).
+        inner_folds: folds of the inner loop (chooses the configuration, ensemble weights, threshold).
+        repeats: repeats of the outer loop with different seeds.
+        seed: seed of the first repeat.
+        fold_column: a manifest column giving each patient's outer fold instead (e.g. the
+            publishers' folds); overrides outer_folds and repeats.
+        split_file: a CSV `patient_id,repeat,fold` giving each patient's outer fold instead (as
+            `dlradiomics.evaluation.splits.save_fold_table` writes it).
+    """
+
+    outer_folds: int = Field(5, ge=2)
+    inner_folds: int = Field(3, ge=2)
+    repeats: int = Field(1, ge=1)
+    seed: int = 42
+    fold_column: str | None = None
+    split_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_fold_source(self) -> CVSettings:
+        if self.fold_column is not None and self.split_file is not None:
+            raise ValueError("give either fold_column or split_file, not both")
+        return self
+
+
+class ThresholdSettings(_Section):
+    """How the decision threshold is frozen (chosen on training folds only).
+
+    Args:
+        rule: "youden" (maximise sensitivity + specificity - 1) or "sensitivity" (the highest
+            threshold reaching `value` sensitivity).
+        value: the target sensitivity, in (0, 1].
+    """
+
+    rule: ThresholdRule = "youden"
+    value: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _value_when_needed(self) -> ThresholdSettings:
+        if self.rule == "sensitivity" and self.value is None:
+            raise ValueError("threshold rule 'sensitivity' needs a value: the target sensitivity in (0, 1]")
+        return self
+
+    def as_rule(self) -> str | float:
+        """The rule as `dlradiomics.evaluation.threshold.choose_threshold` takes it."""
+        return "youden" if self.rule == "youden" else float(self.value)
+
+
+class ReportSettings(_Section):
+    """What the report shows.
+
+    Args:
+        bootstrap: patient-level bootstrap replicates for 95% confidence intervals.
+        gradcam_examples: Grad-CAM overlays in the gallery.
+        canary: run the permuted-label canary (the whole pipeline on shuffled labels).
+        note: a sentence the report opens with (e.g. what the cohort is).
+    """
+
+    bootstrap: int = Field(1000, ge=0)
+    gradcam_examples: int = Field(8, ge=0)
+    canary: bool = True
+    note: str | None = None
+
+
+class StudySettings(_Section):
+    """A whole study: what to read, what to compute, how to evaluate, where to write.
+
+    Args:
+        name: a short name, used in the report title.
+        cohort: patients and modalities.
+        radiomics: PyRadiomics settings.
+        deep: backbone for deep features.
+        selection: feature selection.
+        classifiers: classifiers tried in every experiment.
+        feature_sources: "radiomic", "deep" and/or "dlr" (both, concatenated).
+        fusion: "single" (each modality alone), "early", "ensemble", "stacking".
+        cv: the cross-validation scheme.
+        threshold: the frozen-threshold rule.
+        report: report contents.
+        output: folder under which each run gets `runs/<timestamp>/`; relative to the study file.
+        store: the feature cache shared across runs; relative to the study file.
+        n_jobs: parallel workers.
+        source_path: the study file this was read from (set by `from_yaml`).
+    """
+
+    name: str = "study"
+    cohort: CohortSettings
+    radiomics: RadiomicsSettings = RadiomicsSettings()
+    deep: DeepSettings = DeepSettings()
+    selection: SelectionSettings = SelectionSettings()
+    classifiers: list[ClassifierName] = Field(default_factory=lambda: list(ALL_CLASSIFIERS), min_length=1)
+    feature_sources: list[FeatureSource] = Field(default_factory=lambda: ["radiomic", "deep", "dlr"], min_length=1)
+    fusion: list[FusionStrategy] = Field(default_factory=lambda: ["single", "early", "ensemble", "stacking"],
+                                         min_length=1)
+    cv: CVSettings = CVSettings()
+    threshold: ThresholdSettings = ThresholdSettings()
+    report: ReportSettings = ReportSettings()
+    output: Path = Path("output")
+    store: Path = Path("feature-store")
+    n_jobs: int = Field(1, ge=1)
+    source_path: Path | None = None
+
+    @classmethod
+    def from_mapping(cls, mapping: Any, *, source: str = "study file", base_dir: Path | None = None) -> StudySettings:
+        """Validate a parsed study file.
+
+        Args:
+            mapping: the parsed YAML (a dict).
+            source: what to call the input in error messages (usually its path).
+            base_dir: folder that relative paths are resolved against; None leaves them as given.
+
+        Returns:
+            The validated settings, with paths made absolute when `base_dir` is given.
+
+        Raises:
+            StudySettingsError: a key is unknown, missing, or has a value that is not allowed.
+        """
+        if not isinstance(mapping, dict):
+            raise StudySettingsError(f"{source}: expected a mapping of keys at the top level, got "
+                                     f"{type(mapping).__name__}")
+        try:
+            settings = cls.model_validate(mapping)
+        except ValidationError as error:
+            raise StudySettingsError(_describe_errors(error, source)) from None
+        return settings._resolved(base_dir) if base_dir is not None else settings
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> StudySettings:
+        """Read and validate a study file; relative paths resolve against its folder.
+
+        Args:
+            path: the study YAML.
+
+        Raises:
+            StudySettingsError: the file is missing, is not YAML, or holds an invalid setting.
+        """
+        path = Path(path).expanduser().resolve()
+        if not path.is_file():
+            raise StudySettingsError(f"{path}: study file not found")
+        try:
+            mapping = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise StudySettingsError(f"{path}: not valid YAML: {error}") from None
+        settings = cls.from_mapping(mapping, source=str(path), base_dir=path.parent)
+        return settings.model_copy(update={"source_path": path})
+
+    def _resolved(self, base_dir: Path) -> StudySettings:
+        def absolute(path: Path | None) -> Path | None:
+            return None if path is None else (base_dir / path).resolve()
+
+        return self.model_copy(update={
+            "cohort": self.cohort.model_copy(update={"manifest": absolute(self.cohort.manifest)}),
+            "radiomics": self.radiomics.model_copy(update={"params": absolute(self.radiomics.params)}),
+            "cv": self.cv.model_copy(update={"split_file": absolute(self.cv.split_file)}),
+            "output": absolute(self.output),
+            "store": absolute(self.store),
+        })
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The settings as plain YAML/JSON-ready values (paths as strings), for the run folder."""
+        return self.model_dump(mode="json")
+
+
+def _describe_errors(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: {error.error_count()} invalid setting(s):"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (value {item['input']!r}); check its spelling")
+        elif item["type"] == "missing":
+            lines.append(f"  {key}: required key is missing")
+        else:
+            lines.append(f"  {key}: value {item['input']!r} is not allowed: {item['msg']}")
+    return "\n".join(lines)
+
+
+EXAMPLE_STUDY = Path(__file__).with_name("example_study.yaml")
+
+
+def write_example_study(path: str | Path) -> Path:
+    """Write the commented example study file.
+
+    Args:
+        path: where to write it.
+
+    Returns:
+        The written path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(EXAMPLE_STUDY.read_text(encoding="utf-8"), encoding="utf-8")
+    return path

@@ -1,0 +1,122 @@
+"""End to end: a tiny study on the shipped demo images -> run folder, report, bundle; re-run is cached;
+the bundle predicts new patients exactly as its model does, and explains failures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from dlradiomics.api import Study, load_bundle
+from dlradiomics.demo.demo import DEMO_MANIFEST
+
+N_PER_CLASS = 9
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    """A US-only study of 18 demo patients, run twice (the second run must be served from the store)."""
+    folder = tmp_path_factory.mktemp("study")
+    manifest = pd.read_csv(DEMO_MANIFEST)
+    us = manifest[manifest["modality"] == "US"]
+    chosen = pd.concat([us[us["label"] == label].head(N_PER_CLASS) for label in (0, 1)])
+    for column in ("image", "mask"):
+        chosen[column] = [str(DEMO_MANIFEST.parent / path) for path in chosen[column]]
+    chosen.to_csv(folder / "manifest.csv", index=False)
+    held_out = us[~us["patient_id"].isin(chosen["patient_id"])].groupby("label").head(2).copy()
+    for column in ("image", "mask"):
+        held_out[column] = [str(DEMO_MANIFEST.parent / path) for path in held_out[column]]
+    study = {
+        "name": "tiny",
+        "cohort": {"manifest": "manifest.csv", "modalities": ["US"]},
+        "deep": {"pca_components": 4},
+        "classifiers": ["logistic"],
+        "feature_sources": ["radiomic", "deep"],
+        "fusion": ["single"],
+        "cv": {"outer_folds": 3, "inner_folds": 3, "seed": 3},
+        "report": {"bootstrap": 20, "gradcam_examples": 2, "canary": True, "note": "A tiny test cohort."},
+    }
+    (folder / "study.yaml").write_text(yaml.safe_dump(study))
+    first = Study.from_yaml(folder / "study.yaml").run(progress=False)
+    second = Study.from_yaml(folder / "study.yaml").run(progress=False)
+    return folder, first, second, held_out
+
+
+def test_run_folder_holds_provenance(tiny_study):
+    folder, first, _, _ = tiny_study
+    run = first.run_dir
+    assert run.parent == folder / "output" / "runs"
+    assert yaml.safe_load((run / "settings.yaml").read_text())["classifiers"] == ["logistic"]
+    assert "scikit-learn" in (run / "versions.json").read_text()
+    hashes = pd.read_csv(run / "input_hashes.csv")
+    some_image = hashes[hashes["roi_id"] != "(manifest)"].iloc[0]
+    assert some_image["sha256"] == hashlib.sha256(open(some_image["file"], "rb").read()).hexdigest()
+    log = (run / "run.log").read_text()
+    assert "stage finished: experiment grid" in log
+
+
+def test_report_is_complete_and_self_contained(tiny_study):
+    _, first, _, _ = tiny_study
+    html = first.report_path.read_text()
+    assert html.index("A tiny test cohort.") < html.index("Cohort and data quality</h2>")
+    for heading in ("Methods", "Results", "ROC curves", "Chosen model", "Grad-CAM gallery", "Leakage canary"):
+        assert f"{heading}</h2>" in html
+    assert not [link for link in re.findall(r'(?:src|href)="([^"]*)"', html) if not link.startswith(("data:", "#"))]
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) >= 6  # ROC, confusion, DCA, calibration, Grad-CAM overlays
+    for data in images:
+        Image.open(io.BytesIO(base64.b64decode(data))).verify()
+    results = pd.read_csv(first.report_path.parent / "tables" / "results_long.csv")
+    assert set(results.loc[results["status"] == "ok", "source"]) == {"radiomic", "deep"}
+
+
+def test_rerun_reuses_every_cached_result(tiny_study):
+    _, first, second, _ = tiny_study
+    assert second.run_dir != first.run_dir
+    log = (second.run_dir / "run.log").read_text()
+    assert "radiomic features: 18 ROIs (0 computed, 18 from the store)" in log
+    assert "grid: every table read from the store" in log
+    pd.testing.assert_frame_equal(first.results.reset_index(drop=True), second.results.reset_index(drop=True),
+                                  check_dtype=False)
+
+
+def test_bundle_predicts_like_its_model_on_held_out_patients(tiny_study, tmp_path):
+    from dlradiomics.cohort import Cohort
+    from dlradiomics.study.features import compute_feature_tables, model_table_for
+
+    folder, first, _, held_out = tiny_study
+    held_out.to_csv(tmp_path / "new.csv", index=False)
+    bundle = load_bundle(first.bundle_path)
+    predictions = bundle.predict(tmp_path / "new.csv", out_dir=tmp_path / "out", store_dir=folder / "feature-store")
+    assert (predictions["reason"] == "").all()
+
+    cohort = Cohort.from_table(held_out, tmp_path)
+    features = compute_feature_tables(cohort, bundle.metadata["feature_kinds"], store_dir=folder / "feature-store",
+                                      radiomics_params=first.run_dir / "radiomics_params.yaml", progress=False)
+    table, _, _ = model_table_for(features.tables, bundle.modalities, bundle.metadata["feature_kinds"])
+    expected = pd.Series(bundle.model.predict_proba(table[bundle.feature_columns])[:, 1], index=table.index)
+    expected = expected.groupby(level=0).mean()
+    got = predictions.set_index("patient_id")["probability"]
+    np.testing.assert_allclose(got.loc[expected.index].to_numpy(), expected.to_numpy(), rtol=1e-10)
+    assert (predictions["predicted_class"] == (predictions["probability"] >= bundle.threshold)).all()
+    assert (tmp_path / "out" / "predictions.csv").is_file()
+
+
+def test_a_patient_whose_image_fails_gets_a_reason(tiny_study, tmp_path):
+    folder, first, _, held_out = tiny_study
+    broken = held_out.copy()
+    broken_patient = broken["patient_id"].iloc[0]
+    broken.loc[broken.index[0], "image"] = str(tmp_path / "missing.png")
+    broken.drop(columns="label").to_csv(tmp_path / "new.csv", index=False)
+    predictions = load_bundle(first.bundle_path).predict(tmp_path / "new.csv", gradcam=False).set_index("patient_id")
+    assert np.isnan(predictions.loc[broken_patient, "probability"])
+    assert "missing.png" in predictions.loc[broken_patient, "reason"]
+    others = predictions.drop(index=broken_patient)
+    assert others["probability"].notna().all() and (others["reason"] == "").all()

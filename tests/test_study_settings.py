@@ -1,0 +1,85 @@
+"""Study settings: the example validates, bad values are named with what is allowed, paths resolve."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dlradiomics.cli import app
+from dlradiomics.study.settings import StudySettings, StudySettingsError, write_example_study
+
+
+def _write(tmp_path, mapping) -> str:
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(mapping))
+    return path
+
+
+def test_example_study_is_valid_and_resolves_paths(tmp_path):
+    path = write_example_study(tmp_path / "sub" / "study.yaml")
+    settings = StudySettings.from_yaml(path)
+    assert settings.cohort.manifest == (tmp_path / "sub" / "manifest.csv").resolve()
+    assert settings.output == (tmp_path / "sub" / "output").resolve()
+    assert settings.source_path == path.resolve()
+    assert "# " in path.read_text()  # commented for the reader
+
+
+@pytest.mark.parametrize(
+    ("mapping", "expected"),
+    [
+        ({"cohort": {"manifest": "m.csv", "modalities": ["US", "CT"]}}, ["cohort.modalities.1", "'CT'", "'MRI'"]),
+        ({"cohort": {"manifest": "m.csv"}, "classifiers": ["svm", "tree"]}, ["classifiers.1", "'tree'", "'lightgbm'"]),
+        ({"cohort": {"manifest": "m.csv"}, "cv": {"outer_folds": 1}}, ["cv.outer_folds", "value 1", "greater than or equal to 2"]),
+        ({"cohort": {"manifest": "m.csv"}, "fusion": ["late"]}, ["fusion.0", "'late'", "'stacking'"]),
+        ({"cohort": {"manifest": "m.csv"}, "threshold": {"rule": "sensitivity"}}, ["threshold", "needs a value"]),
+        ({"cohort": {"manifest": "m.csv"}, "bootstrapp": 100}, ["bootstrapp", "unknown key"]),
+        ({}, ["cohort", "required key is missing"]),
+    ],
+)
+def test_errors_name_the_key_the_value_and_what_is_allowed(tmp_path, mapping, expected):
+    path = _write(tmp_path, mapping)
+    with pytest.raises(StudySettingsError) as caught:
+        StudySettings.from_yaml(path)
+    message = str(caught.value)
+    assert str(path) in message
+    for fragment in expected:
+        assert fragment in message
+
+
+def test_fold_column_and_split_file_are_exclusive(tmp_path):
+    path = _write(tmp_path, {"cohort": {"manifest": "m.csv"}, "cv": {"fold_column": "fold", "split_file": "s.csv"}})
+    with pytest.raises(StudySettingsError, match="either fold_column or split_file"):
+        StudySettings.from_yaml(path)
+
+
+def test_a_missing_file_and_bad_yaml_are_named(tmp_path):
+    with pytest.raises(StudySettingsError, match="not found"):
+        StudySettings.from_yaml(tmp_path / "absent.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("cohort: [unclosed")
+    with pytest.raises(StudySettingsError, match="not valid YAML"):
+        StudySettings.from_yaml(broken)
+
+
+def test_init_command_writes_a_valid_study_and_refuses_to_overwrite(tmp_path):
+    runner = CliRunner()
+    target = tmp_path / "study.yaml"
+    assert runner.invoke(app, ["init", str(target)]).exit_code == 0
+    StudySettings.from_yaml(target)
+    again = runner.invoke(app, ["init", str(target)])
+    assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_run_command_reports_a_bad_setting_without_a_traceback(tmp_path):
+    path = _write(tmp_path, {"cohort": {"manifest": "m.csv"}, "n_jobs": 0})
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert "n_jobs" in result.output and "value 0" in result.output
+
+
+def test_run_command_names_a_missing_manifest(tmp_path):
+    path = _write(tmp_path, {"cohort": {"manifest": "absent.csv"}})
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert "absent.csv" in result.output and "not found" in result.output
