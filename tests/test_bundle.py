@@ -147,3 +147,27 @@ def test_late_fusion_bundle_scores_patients_missing_a_modality_and_reports_contr
     np.testing.assert_allclose(predictions["probability"], model.predict_proba(table.iloc[:8])[:, 1])
     assert predictions["contribution_MG.radiomic"].isna().all()
     assert predictions["contribution_US.radiomic"].notna().all()
+
+
+def test_a_patient_without_a_probability_gets_no_class(tmp_path):
+    # Early fusion cannot score a patient lacking a modality; NaN >= threshold is False, so
+    # without care the patient would be reported as benign (class 0) with no probability.
+    import warnings
+
+    from dlradiomics.models import EarlyFusion, MissingBlockWarning
+
+    table, labels = _patient_table()
+    mg = table.rename(columns=lambda column: column.replace("US.", "MG."))
+    both = pd.concat([table, mg + 0.1], axis=1)
+    both.iloc[:5, 4:] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingBlockWarning)
+        model = EarlyFusion("logistic", selection=None).fit(both, labels)
+        bundle = load_bundle(save_bundle(tmp_path / "bundle", model, threshold=0.5, feature_columns=both.columns,
+                                         modalities=["US", "MG"], feature_kinds=["radiomic"], level="patient"))
+        predictions = bundle.predict_table(both)
+    unscored = predictions["probability"].isna()
+    assert unscored.sum() == 5
+    assert predictions.loc[unscored, "predicted_class"].isna().all()
+    scored = predictions[~unscored]
+    assert (scored["predicted_class"] == (scored["probability"] >= 0.5).astype(int)).all()

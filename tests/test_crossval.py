@@ -91,3 +91,35 @@ def test_misaligned_inputs_are_errors(data):
         cross_validate_patients(logistic(), X, y[:-1])
     with pytest.raises(ValueError, match="threshold_source"):
         cross_validate_patients(logistic(), X, y, threshold_source="test")
+
+
+def test_explicit_groups_reach_the_estimators_inner_cv(data):
+    # Estimators read the patient of each row from X.index for their own inner CV (LASSO
+    # penalty, search, fusion weights); explicit groups must therefore become that index, or
+    # images of one patient straddle the inner folds.
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class RecordingClassifier(ClassifierMixin, BaseEstimator):
+        seen: list = []
+
+        def fit(self, X, y):
+            RecordingClassifier.seen.append(list(X.index))
+            self.classes_ = np.unique(y)
+            return self
+
+        def predict_proba(self, X):
+            value = np.asarray(X)[:, 0]
+            positive = 1 / (1 + np.exp(-value))
+            return np.column_stack([1 - positive, positive])
+
+        def predict(self, X):
+            return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    X, y = data
+    patients = X.index.to_numpy()
+    unlabelled = X.reset_index(drop=True)
+    RecordingClassifier.seen = []
+    cross_validate_patients(RecordingClassifier(), unlabelled, y.to_numpy(), patients, outer=PatientHoldout(seed=0))
+    assert RecordingClassifier.seen
+    for index in RecordingClassifier.seen:
+        assert set(index) <= set(patients)

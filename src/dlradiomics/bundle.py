@@ -109,8 +109,8 @@ class ModelBundle:
 
         Returns:
             One row per patient (index `patient_id`): `probability`, `predicted_class` (at the
-            frozen threshold) and one `contribution_{block}` column per block when the model
-            reports per-block probabilities.
+            frozen threshold; missing where the probability is NaN) and one `contribution_{block}`
+            column per block when the model reports per-block probabilities.
 
         Raises:
             BundleError: when none of the model's feature columns is present.
@@ -131,7 +131,10 @@ class ModelBundle:
             parts = pd.DataFrame(self.model.block_probabilities(features), index=features.index)
             for block in parts.columns:
                 result[f"contribution_{block}"] = aggregate_by_patient(parts[block].to_numpy(), patient_ids)
-        result["predicted_class"] = (result["probability"] >= self.threshold).astype(int)
+        # A patient the model cannot score (e.g. early fusion without one of its modalities) gets
+        # no class: NaN >= threshold is False, which would silently call the patient benign.
+        called = (result["probability"] >= self.threshold).astype("Int64")
+        result["predicted_class"] = called.mask(result["probability"].isna())
         result.index.name = "patient_id"
         return result
 

@@ -126,16 +126,14 @@ def _optional_int(value: Any) -> int | None:
 
 
 def _cohort_table(cohort: Any) -> pd.DataFrame:
-    table = cohort.table if hasattr(cohort, "table") else cohort
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"cohort must be a Cohort or a pandas DataFrame, got {type(cohort).__name__}")
-    missing = [column for column in META_COLUMNS if column not in table.columns]
-    if missing:
-        raise ValueError(f"the cohort table lacks the column(s) {missing}; it needs {META_COLUMNS}")
+    from dlradiomics.cohort.cohort import cohort_table
+
+    table = cohort_table(cohort, META_COLUMNS)
+    # features are stored and merged back by roi_id, so two rows sharing one would overwrite each other
     duplicated = table["roi_id"][table["roi_id"].duplicated()].tolist()
     if duplicated:
         raise ValueError(f"roi_id must be unique within a cohort; repeated: {duplicated[:5]}")
-    return table.reset_index(drop=True)
+    return table
 
 
 def _manifest_failures(cohort: Any) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,3 +111,26 @@ def load_row_roi(row: pd.Series) -> RoiImage:
         mask_label=None if mask_label is None or pd.isna(mask_label) else int(mask_label),
         slice_index=None if slice_index is None or pd.isna(slice_index) else int(slice_index),
     )
+
+
+def cohort_table(cohort: Cohort | pd.DataFrame, required_columns: Sequence[str]) -> pd.DataFrame:
+    """The rows of a `Cohort` (its ``table``) or of a cohort-shaped DataFrame, indexed 0..n-1.
+
+    Radiomic extraction and deep embedding both take either form, and both must fail on a missing
+    column before any file is read or hashed.
+
+    Args:
+        cohort: a :class:`Cohort` or a DataFrame with the cohort's columns.
+        required_columns: columns the caller reads.
+
+    Raises:
+        TypeError: ``cohort`` is neither.
+        ValueError: a required column is missing.
+    """
+    table = cohort.table if hasattr(cohort, "table") else cohort
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"cohort must be a Cohort or a pandas DataFrame, got {type(cohort).__name__}")
+    missing = [column for column in required_columns if column not in table.columns]
+    if missing:
+        raise ValueError(f"the cohort table lacks the column(s) {missing}; it needs {list(required_columns)}")
+    return table.reset_index(drop=True)

@@ -157,6 +157,10 @@ def predict_outer_fold(
     Returns:
         One row per test patient (``PREDICTION_COLUMNS``).
     """
+    if not np.array_equal(X.index.astype(str), np.asarray(groups).astype(str)):
+        # Estimators read each row's patient from X.index for their own inner CV (selection,
+        # search, fusion weights); explicit groups become that index so no patient straddles it.
+        X = X.set_axis(pd.Index(groups, name="patient_id"))
     X_train, y_train, groups_train = X.iloc[fold.train_index], y[fold.train_index], groups[fold.train_index]
     X_test, groups_test = X.iloc[fold.test_index], groups[fold.test_index]
     model = clone(estimator).fit(X_train, y_train)

@@ -39,6 +39,7 @@ from dlradiomics.models import (
     DLRFusion,
     EarlyFusion,
     MissingBlockWarning,
+    SelectionFallbackWarning,
     StackingFusion,
     WeightedEnsembleFusion,
     build_model_table,
@@ -388,6 +389,10 @@ def _run_configuration(
             # Early fusion warns, per fold, about patients lacking a modality; the row's
             # n_patients and note report it once.
             warnings.simplefilter("ignore", MissingBlockWarning)
+            # A selector that finds nothing significant in a small fold keeps its best k features
+            # (by design, see models.selectors); warning for each of hundreds of fits only buries
+            # the progress display.
+            warnings.simplefilter("ignore", SelectionFallbackWarning)
             oof = cross_validate_patients(
                 estimator,
                 X,

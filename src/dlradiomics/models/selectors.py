@@ -85,7 +85,25 @@ def _keep_with_fallback(passed: np.ndarray, ranking: np.ndarray, min_features: i
     return keep, True
 
 
-class MannWhitneySelector(SelectorMixin, BaseEstimator):
+class _SupportSelector(SelectorMixin, BaseEstimator):
+    """Shared plumbing of the selectors below: ``fit`` stores the boolean ``support_`` mask.
+
+    Every selector here tests features against the label and tolerates NaN (see the module
+    docstring), so the tags say so once; a selector that cannot skip NaN overrides the tag.
+    """
+
+    def _get_support_mask(self):
+        check_is_fitted(self, "support_")
+        return self.support_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.target_tags.required = True
+        return tags
+
+
+class MannWhitneySelector(_SupportSelector):
     """Keep features whose Mann-Whitney U test between classes has p below a threshold.
 
     Args:
@@ -120,18 +138,8 @@ class MannWhitneySelector(SelectorMixin, BaseEstimator):
         )
         return self
 
-    def _get_support_mask(self):
-        check_is_fitted(self, "support_")
-        return self.support_
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.target_tags.required = True
-        return tags
-
-
-class CorrelationFilter(SelectorMixin, BaseEstimator):
+class CorrelationFilter(_SupportSelector):
     """Drop redundant features: of two with Spearman |rho| above a threshold, keep the one more related to the label.
 
     Features are visited from the most to the least related to the label (|AUC - 0.5| of the
@@ -196,18 +204,8 @@ class CorrelationFilter(SelectorMixin, BaseEstimator):
         rho = np.abs(rho)
         return np.nan_to_num(rho, nan=0.0)
 
-    def _get_support_mask(self):
-        check_is_fitted(self, "support_")
-        return self.support_
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.target_tags.required = True
-        return tags
-
-
-class LassoSelector(SelectorMixin, BaseEstimator):
+class LassoSelector(_SupportSelector):
     """Keep the features with non-zero L1-penalised logistic regression coefficients.
 
     The penalty is chosen by inner cross-validation (``LogisticRegressionCV`` with an L1 penalty,
@@ -315,11 +313,8 @@ class LassoSelector(SelectorMixin, BaseEstimator):
         within = np.flatnonzero(mean >= mean[best] - standard_error)
         return float(path.Cs_[within[0]])
 
-    def _get_support_mask(self):
-        check_is_fitted(self, "support_")
-        return self.support_
-
     def __sklearn_tags__(self):
+        # validate_data rejects NaN here (the L1 path cannot skip missing values), so the tag says so
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
         return tags

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,7 @@ def fit_final_model(settings: StudySettings, grid, features: FeatureTables, run:
     from dlradiomics.bundle import save_bundle
     from dlradiomics.evaluation.grid import KINDS_OF_SOURCE, GridConfiguration, build_estimator
     from dlradiomics.evaluation.threshold import choose_threshold
-    from dlradiomics.models import PatientGroupKFold, aggregate_by_patient
+    from dlradiomics.models import PatientGroupKFold, SelectionFallbackWarning, aggregate_by_patient
 
     best = grid.best
     configuration = GridConfiguration(best["source"], tuple(best["modalities"].split("+")), best["fusion"],
@@ -205,10 +206,13 @@ def fit_final_model(settings: StudySettings, grid, features: FeatureTables, run:
     X, y, groups = model_table_for(features.tables, list(configuration.modalities), kinds)
     estimator = build_estimator(configuration, selections=selections_for(settings),
                                 inner_cv=settings.cv.inner_folds, random_state=settings.cv.seed)
-    model = clone(estimator).fit(X, y)
-    inner_probability = cross_val_predict(clone(estimator), X, y, groups=groups.to_numpy(),
-                                          cv=PatientGroupKFold(settings.cv.inner_folds, random_state=settings.cv.seed),
-                                          method="predict_proba")[:, 1]
+    with warnings.catch_warnings():
+        # As in the grid: a selector keeping its best k on a small cohort is expected, not news.
+        warnings.simplefilter("ignore", SelectionFallbackWarning)
+        model = clone(estimator).fit(X, y)
+        inner_probability = cross_val_predict(clone(estimator), X, y, groups=groups.to_numpy(),
+                                              cv=PatientGroupKFold(settings.cv.inner_folds, random_state=settings.cv.seed),
+                                              method="predict_proba")[:, 1]
     patient_probability = aggregate_by_patient(inner_probability, groups.to_numpy()).dropna()
     patient_label = y.groupby(level=0).first().reindex(patient_probability.index)
     threshold = choose_threshold(patient_label.to_numpy(), patient_probability.to_numpy(), settings.threshold.as_rule())

@@ -124,26 +124,27 @@ def _build_efficientnet_lite0() -> nn.Module:
     return model
 
 
+def _resnet_spec(build: Callable[[], nn.Module], imagenet_weights: Callable[[], object]) -> _BackboneSpec:
+    # ResNet-50 and -101 differ only in depth inside layer3: same classifier, last block and width.
+    return _BackboneSpec(
+        build=build,
+        strip_classifier=_replace_attribute_with_identity("fc"),
+        target_layer=lambda m: m.layer4[-1],
+        last_block=lambda m: m.layer4,
+        embedding_dim=2048, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        classifier_prefixes=("fc.",),
+        imagenet_weights=imagenet_weights,
+    )
+
+
 def _registry() -> dict[str, _BackboneSpec]:
     models = _torchvision_models()
     return {
-        "resnet50": _BackboneSpec(
-            build=lambda: models.resnet50(weights=None),
-            strip_classifier=_replace_attribute_with_identity("fc"),
-            target_layer=lambda m: m.layer4[-1],
-            last_block=lambda m: m.layer4,
-            embedding_dim=2048, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-            classifier_prefixes=("fc.",),
-            imagenet_weights=lambda: models.ResNet50_Weights.IMAGENET1K_V1,
+        "resnet50": _resnet_spec(
+            lambda: models.resnet50(weights=None), lambda: models.ResNet50_Weights.IMAGENET1K_V1
         ),
-        "resnet101": _BackboneSpec(
-            build=lambda: models.resnet101(weights=None),
-            strip_classifier=_replace_attribute_with_identity("fc"),
-            target_layer=lambda m: m.layer4[-1],
-            last_block=lambda m: m.layer4,
-            embedding_dim=2048, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-            classifier_prefixes=("fc.",),
-            imagenet_weights=lambda: models.ResNet101_Weights.IMAGENET1K_V1,
+        "resnet101": _resnet_spec(
+            lambda: models.resnet101(weights=None), lambda: models.ResNet101_Weights.IMAGENET1K_V1
         ),
         "vgg19": _BackboneSpec(
             build=lambda: models.vgg19(weights=None),

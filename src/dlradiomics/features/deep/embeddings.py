@@ -55,16 +55,6 @@ class _RoiRequest:
     key: str
 
 
-def _cohort_table(cohort) -> pd.DataFrame:
-    table = cohort.table if hasattr(cohort, "table") else cohort
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"expected a Cohort or a DataFrame, got {type(cohort).__name__}")
-    missing = [column for column in META_COLUMNS if column not in table.columns]
-    if missing:
-        raise ValueError(f"cohort table lacks the columns {missing}; it needs {META_COLUMNS}")
-    return table.reset_index(drop=True)
-
-
 def _optional(row: pd.Series, column: str):
     value = row.get(column)
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
@@ -173,7 +163,9 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    table = _cohort_table(cohort)
+    from dlradiomics.cohort.cohort import cohort_table
+
+    table = cohort_table(cohort, META_COLUMNS)
     if isinstance(backbone, str):
         backbone = create_backbone(backbone, weights, seed=seed)
     settings = CropSettings(margin=margin)
