@@ -86,19 +86,6 @@ def test_imagenet_embedding_feeds_the_original_classifier_layer():
     assert backbone.weights_id.startswith("imagenet")
 
 
-def test_missing_torchvision_weights_offline_name_the_file_and_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    # Offline the download fails fast; online it would succeed, and then there is nothing to test.
-    try:
-        create_backbone("resnet50", "imagenet")
-    except BackboneWeightsError as error:
-        message = str(error)
-        assert "resnet50-" in message and ".pth" in message
-        assert str(tmp_path / "hub" / "checkpoints") in message
-    else:
-        pytest.skip("this machine can download torchvision weights")
-
-
 def test_local_weights_file_is_loaded_and_named_by_its_hash(tmp_path):
     source = create_backbone("efficientnet_lite0", None, seed=7)
     path = tmp_path / "lite0.pth"
@@ -120,19 +107,18 @@ def test_unknown_backbone_lists_the_choices():
         create_backbone("alexnet", None)
 
 
-def test_checkpoint_placed_where_the_error_says_is_loaded_offline(tmp_path, monkeypatch):
+def test_torchvision_checkpoint_with_auxiliary_heads_loads_into_the_trunk(tmp_path):
     import torchvision
 
-    from dlradiomics.features.deep.backbones import torchvision_checkpoint_path
+    from dlradiomics.features.deep.weights import WeightStore
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     # A stand-in for torchvision's GoogLeNet checkpoint, auxiliary heads included as in the real one.
     torch.manual_seed(11)
     full_classifier = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)
-    target = torchvision_checkpoint_path(torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1)
-    target.parent.mkdir(parents=True)
-    torch.save(full_classifier.state_dict(), target)
+    store = WeightStore(tmp_path)
+    torch.save(full_classifier.state_dict(), store.path_of("googlenet"))
+    store.record("googlenet", store.path_of("googlenet"), source="test")
 
-    backbone = create_backbone("googlenet", "imagenet")
+    backbone = create_backbone("googlenet", "imagenet", weights_dir=tmp_path)
     assert torch.equal(backbone.model.conv1.conv.weight, full_classifier.conv1.conv.weight)
     assert backbone.weights_id == "imagenet-imagenet1k_v1"

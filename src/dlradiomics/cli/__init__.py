@@ -17,4 +17,4 @@ def main() -> None:
     # An explicit callback keeps every command a named subcommand, even while only one is registered.
 
 # Registering the commands: each module adds its commands to `app` on import.
-from dlradiomics.cli import qa, extract, embed, gradcam, study  # noqa: E402,F401
+from dlradiomics.cli import qa, extract, embed, gradcam, study, weights  # noqa: E402,F401

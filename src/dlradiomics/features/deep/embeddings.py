@@ -133,7 +133,7 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
                        store_dir: str | os.PathLike[str] | None = None, batch_size: int = 32,
                        margin: float = DEFAULT_MARGIN, device: str | torch.device | None = None,
                        channels_last: bool = True, crops_dir: str | os.PathLike[str] | None = None,
-                       seed: int = 0) -> pd.DataFrame:
+                       seed: int = 0, weights_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Global-average-pool embeddings of every ROI of a cohort, one row per ``roi_id``.
 
     ROIs already in the store are read back; the rest are computed in batches under
@@ -157,6 +157,8 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
             images/s, ResNet-50 6.6 vs 6.0), and it is the fast layout for GPU convolutions.
         crops_dir: when given, each computed crop is also saved there as PNG for inspection.
         seed: seed of random weights when ``weights`` is ``None``.
+        weights_dir: the checked store of torchvision ImageNet files (see
+            :mod:`dlradiomics.features.deep.weights`); default ``$DLRADIOMICS_WEIGHTS`` or the user cache.
 
     Returns:
         DataFrame with the meta columns then ``deep_0000`` ... in the cohort's row order.
@@ -167,7 +169,7 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
 
     table = cohort_table(cohort, META_COLUMNS)
     if isinstance(backbone, str):
-        backbone = create_backbone(backbone, weights, seed=seed)
+        backbone = create_backbone(backbone, weights, seed=seed, weights_dir=weights_dir)
     settings = CropSettings(margin=margin)
     device = torch.device(device) if device is not None else default_device()
     store = FeatureStore(store_dir) if store_dir is not None else None
