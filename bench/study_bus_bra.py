@@ -34,7 +34,7 @@ from dlradiomics.evaluation.grid import FUSIONS, SOURCES, GridConfiguration, Gri
 from dlradiomics.evaluation.metrics import bootstrap_metrics, format_estimate
 from dlradiomics.evaluation.splits import fold_table_from_column, save_fold_table
 from dlradiomics.evaluation.stats import delong_auc_ci, delong_test
-from dlradiomics.extraction import extract_radiomic_features
+from dlradiomics.features.radiomic import extract_radiomic_features
 from dlradiomics.features.deep import compute_embeddings
 from dlradiomics.models import CLASSIFIERS, build_model_table
 

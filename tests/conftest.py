@@ -33,3 +33,9 @@ def mini_mias_dir() -> Path:
 def breastdm_dir() -> Path:
     """BreastDM MRI sample slices: ../shared/data/breastdm-mri-samples."""
     return _data_dir("breastdm-mri-samples")
+
+
+@pytest.fixture(scope="session")
+def ibsi_phantom_dir() -> Path:
+    """The IBSI 1 digital phantom: ../shared/data/ibsi-phantom."""
+    return _data_dir("ibsi-phantom")

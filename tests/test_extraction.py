@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +14,11 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 from radiomics.featureextractor import RadiomicsFeatureExtractor
+from pyradiomics_reference import direct_pyradiomics
 from synthetic_rois import synthetic_cohort_table, write_manifest_csv, write_roi_pngs
 
 from dlradiomics.cohort import Cohort, read_manifest
-from dlradiomics.extraction import (
+from dlradiomics.features.radiomic import (
     FAILURE_COLUMNS,
     META_COLUMNS,
     PROVENANCE_COLUMNS,
@@ -71,7 +75,7 @@ def test_changed_settings_are_computed_afresh(synthetic_table, tmp_path):
     assert set(rebinned.features["settings_sha256"]) != {settings_sha256(load_radiomics_params())}
 
 
-def test_features_equal_pyradiomics_run_directly_on_bus_bra(bus_bra_dir, tmp_path):
+def test_features_equal_one_slice_volume_pyradiomics_run_directly_on_bus_bra(bus_bra_dir, tmp_path):
     image_ids = ["bus_0001-l", "bus_0003-r", "bus_0012-s", "bus_0020-l"]
     image_ids = [i for i in image_ids if (bus_bra_dir / "Images" / f"{i}.png").exists()][:3]
     manifest = pd.DataFrame(
@@ -88,10 +92,7 @@ def test_features_equal_pyradiomics_run_directly_on_bus_bra(bus_bra_dir, tmp_pat
 
     extractor = RadiomicsFeatureExtractor(str(DEFAULT_PARAMS_PATH))
     for row in result.features.itertuples(index=False):
-        # Float image: PyRadiomics' binning overflows in the 8-bit pixel type; masks are 0/255.
-        image = sitk.Cast(sitk.ReadImage(row.image), sitk.sitkFloat32)
-        direct = extractor.execute(image, sitk.ReadImage(row.mask), label=255)
-        direct = {name: float(value) for name, value in direct.items() if not name.startswith("diagnostics_")}
+        direct = direct_pyradiomics(row.image, row.mask, extractor)
         ours = result.features.loc[result.features["roi_id"] == row.roi_id, list(direct)].iloc[0]
         np.testing.assert_allclose(ours.to_numpy(dtype=float), list(direct.values()), rtol=1e-12, atol=0)
     assert len(result.features) == len(image_ids)
@@ -194,3 +195,51 @@ def test_invalid_arguments_are_refused_before_any_work(synthetic_table, tmp_path
     with pytest.raises(ValueError, match="label"):
         extract_radiomic_features(synthetic_table.drop(columns="label"), tmp_path / "store")
     assert not (tmp_path / "store").exists()
+
+
+def test_a_corrupt_store_table_is_recomputed_and_logged(synthetic_table, tmp_path, caplog):
+    first = extract_radiomic_features(synthetic_table, tmp_path / "store", n_jobs=1, progress=False)
+    (table,) = (tmp_path / "store" / "radiomic").glob("table-*.parquet")
+    table.write_bytes(table.read_bytes()[:100])  # truncated, as a full disk or a bad copy leaves it
+
+    again = extract_radiomic_features(synthetic_table, tmp_path / "store", n_jobs=1, progress=False)
+
+    assert (again.n_computed, again.n_cached) == (len(synthetic_table), 0)
+    assert "unreadable" in caplog.text and table.name in caplog.text
+    pd.testing.assert_frame_equal(first.features, again.features)
+
+
+def test_unchanged_files_are_hashed_once_and_a_changed_one_again(synthetic_table, tmp_path):
+    table = synthetic_table.copy()
+    for column in ("image", "mask"):
+        table[column] = [shutil.copy(path, tmp_path / f"{column}{index}.png") for index, path in enumerate(table[column])]
+    an_hour_ago = time.time() - 3600
+    for path in [*table["image"], *table["mask"]]:
+        os.utime(path, (an_hour_ago, an_hour_ago))  # older than the "racy" window of the hash cache
+
+    first = extract_radiomic_features(table, tmp_path / "store", n_jobs=1, progress=False)
+    second = extract_radiomic_features(table, tmp_path / "store", n_jobs=1, progress=False)
+    Image.fromarray(np.full((64, 64), 7, dtype=np.uint8) + np.eye(64, dtype=np.uint8) * 90).save(table.loc[0, "image"])
+    os.utime(table.loc[0, "image"], (an_hour_ago + 60, an_hour_ago + 60))
+    third = extract_radiomic_features(table, tmp_path / "store", n_jobs=1, progress=False)
+
+    assert first.provenance["n_files_hashed"] == 2 * len(table)
+    assert (second.provenance["n_files_hashed"], second.n_computed) == (0, 0)
+    assert (third.provenance["n_files_hashed"], third.n_computed) == (1, 1)
+
+
+def test_a_16_bit_copy_gives_the_same_features_and_says_how_it_was_stored(synthetic_table, tmp_path):
+    copy = synthetic_table.copy()
+    copy["image"] = [str(tmp_path / f"sixteen{index}.png") for index in range(len(copy))]
+    for original, sixteen in zip(synthetic_table["image"], copy["image"]):
+        Image.fromarray(np.asarray(Image.open(original)).astype(np.uint16) * 257).save(sixteen)
+
+    eight = extract_radiomic_features(synthetic_table, tmp_path / "store", n_jobs=1, progress=False)
+    wide = extract_radiomic_features(copy, tmp_path / "store", n_jobs=1, progress=False)
+
+    names = radiomic_feature_columns(eight.features)
+    pd.testing.assert_frame_equal(eight.features[names], wide.features[names])
+    assert set(eight.intensity_profiles["dtype"]) == {"uint8"} and set(wide.intensity_profiles["bit_depth"]) == {16}
+    profile_columns = ["min", "max", "p0.5", "p1", "p5", "p50", "p95", "p99", "p99.5"]
+    pd.testing.assert_frame_equal(eight.intensity_profiles[profile_columns], wide.intensity_profiles[profile_columns])
+    assert eight.provenance["intensity_convention"] == "raster-on-8-bit-scale"

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dlradiomics.io import ColourImageWarning, ImageReadError, RoiImage, load_roi, read_image, sha256_file
+from dlradiomics.io import (
+    ColourImageWarning,
+    ImageReadError,
+    IntensityConventionWarning,
+    RoiImage,
+    load_roi,
+    read_image,
+    sha256_file,
+)
 from roi_files import lesion_image, write_dicom, write_png, write_volume
 
 
@@ -25,7 +33,7 @@ def test_png_with_0_255_mask_keeps_original_intensities(grey_pair):
     assert roi.image.dtype == np.float32 and roi.mask.dtype == np.uint8
     np.testing.assert_array_equal(roi.image, image.astype(np.float32))
     np.testing.assert_array_equal(roi.mask, mask)
-    assert roi.spacing == (1.0, 1.0) and roi.slice_index is None
+    assert roi.spacing == (1.0, 1.0) and roi.spacing_unit == "pixel" and roi.slice_index is None
     assert not roi.image.flags.writeable and not roi.mask.flags.writeable
 
 
@@ -44,12 +52,40 @@ def test_jpeg_is_read_close_to_original(tmp_path):
     assert np.abs(roi.image - image).mean() < 8  # lossy, but the same picture
 
 
-def test_16_bit_png_keeps_its_range(tmp_path):
+def test_16_bit_copy_of_an_8_bit_png_reads_to_the_same_intensities(tmp_path, grey_pair):
+    # The convention: integer rasters on the 8-bit scale, value * 255 / (2**bits - 1). A 16-bit
+    # copy made as the PNG specification scales samples (each value times 257) reads back exactly.
+    image, _, image_path, mask_path = grey_pair
+    Image.fromarray(image.astype(np.uint16) * 257).save(tmp_path / "img16.png")
+    eight, sixteen = load_roi(image_path, mask_path), load_roi(tmp_path / "img16.png", mask_path)
+    np.testing.assert_array_equal(sixteen.image, eight.image)
+    assert (eight.source_dtype, eight.source_bit_depth) == ("uint8", 8)
+    assert (sixteen.source_dtype, sixteen.source_bit_depth) == ("uint16", 16)
+
+
+def test_genuine_16_bit_png_is_read_on_the_8_bit_scale(tmp_path):
     image = (np.arange(40 * 50, dtype=np.uint16).reshape(40, 50) * 20).astype(np.uint16)
     _, mask = lesion_image()
     Image.fromarray(image).save(tmp_path / "img16.png")
     roi = load_roi(tmp_path / "img16.png", write_png(tmp_path / "mask.png", mask))
-    assert roi.image.max() == image.max() > 255
+    np.testing.assert_allclose(roi.image, image * (255 / 65535), rtol=1e-6)
+
+
+def test_unscaled_8_bit_data_in_a_16_bit_png_warns(tmp_path, grey_pair):
+    image, _, _, mask_path = grey_pair
+    Image.fromarray(image.astype(np.uint16)).save(tmp_path / "plain16.png")
+    with pytest.warns(IntensityConventionWarning, match="plain16.png.*without scaling"):
+        roi = load_roi(tmp_path / "plain16.png", mask_path)
+    assert roi.image.max() <= 1.0
+
+
+def test_intensity_profile_reports_storage_and_robust_percentiles(grey_pair):
+    image, _, image_path, mask_path = grey_pair
+    profile = load_roi(image_path, mask_path).intensity_profile()
+    assert (profile.dtype, profile.bit_depth) == ("uint8", 8)
+    assert profile.percentiles[50.0] == pytest.approx(np.percentile(image, 50))
+    assert profile.as_dict()["p99.5"] == pytest.approx(np.percentile(image, 99.5))
+    assert (profile.minimum, profile.maximum) == (image.min(), image.max())
 
 
 def test_rgb_with_equal_channels_is_silent_and_exact(tmp_path, grey_pair):
@@ -118,7 +154,7 @@ def test_dicom_applies_rescale_slope_and_intercept(tmp_path):
     image_path = write_dicom(tmp_path / "ct.dcm", stored, slope=2.0, intercept=-100.0)
     roi = load_roi(image_path, write_png(tmp_path / "mask.png", mask))
     np.testing.assert_allclose(roi.image, stored * 2.0 - 100.0)
-    assert roi.spacing == (0.5, 0.7)
+    assert roi.spacing == (0.5, 0.7) and roi.spacing_unit == "mm"
 
 
 def test_dicom_voi_window_clips_outside_the_window(tmp_path):
@@ -156,7 +192,7 @@ def test_volume_reduces_to_slice_with_largest_lesion(tmp_path, suffix):
     roi = load_roi(image_path, mask_path)
     assert roi.slice_index == 3 and roi.mask.sum() == 300
     np.testing.assert_allclose(roi.image, volume[3], rtol=1e-6)
-    assert roi.spacing == pytest.approx((0.9, 0.8))
+    assert roi.spacing == pytest.approx((0.9, 0.8)) and roi.spacing_unit == "mm"
     named = load_roi(image_path, mask_path, slice_index=1)
     assert named.slice_index == 1 and named.mask.sum() == 25
     assert load_roi(image_path, mask_path, mask_label=3).slice_index == 4

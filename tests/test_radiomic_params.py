@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 import yaml
 
@@ -72,3 +75,13 @@ def test_settings_hash_depends_on_content_not_key_order():
 def test_a_misspelt_setting_is_refused_with_its_name():
     with pytest.raises(ValueError, match="binWidht"):
         create_extractor(load_radiomics_params(overrides={"setting": {"binWidht": 5}}))
+
+
+def test_settings_hash_changes_with_the_extraction_convention():
+    # Rows computed before features followed IBSI (native 2D images) were keyed by the hash of the
+    # mapping alone; the convention is now part of the hash, so none of them is ever read back.
+    params = load_radiomics_params()
+    mapping_only = hashlib.sha256(
+        json.dumps(params, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+    ).hexdigest()
+    assert settings_sha256(params) != mapping_only

@@ -1,15 +1,14 @@
-"""PyRadiomics features of one ROI: equal to PyRadiomics run directly on the files; clear errors."""
+"""PyRadiomics features of one ROI: equal to PyRadiomics run directly on the files (one-slice
+volumes, the IBSI way); clear errors."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-import SimpleITK as sitk
-from radiomics.featureextractor import RadiomicsFeatureExtractor
+from pyradiomics_reference import direct_pyradiomics
 
 from dlradiomics.features.radiomic import (
-    DEFAULT_PARAMS_PATH,
     RadiomicFeatureError,
     extract_roi_features,
     radiomic_feature_columns,
@@ -19,24 +18,13 @@ from dlradiomics.io import RoiImage, load_roi
 BUS_BRA_IDS = ["bus_0001-l", "bus_0002-r", "bus_0010-l"]
 
 
-def _direct_pyradiomics(image_path, mask_path) -> dict[str, float]:
-    # PyRadiomics reading the PNG files itself: no dlradiomics code between file and features.
-    # BUS-BRA masks are 0/255, so the lesion label is 255. The image is cast to float because
-    # PyRadiomics' binning computes `maximum + 2 * binWidth` in the pixel type, which overflows
-    # for 8-bit images (dlradiomics' reader gives float32 for the same reason).
-    extractor = RadiomicsFeatureExtractor(str(DEFAULT_PARAMS_PATH))
-    image = sitk.Cast(sitk.ReadImage(str(image_path)), sitk.sitkFloat32)
-    result = extractor.execute(image, sitk.ReadImage(str(mask_path)), label=255)
-    return {name: float(value) for name, value in result.items() if not name.startswith("diagnostics_")}
-
-
 @pytest.mark.parametrize("image_id", BUS_BRA_IDS)
 def test_features_equal_direct_pyradiomics_on_bus_bra(bus_bra_dir, image_id):
     image_path = bus_bra_dir / "Images" / f"{image_id}.png"
     mask_path = bus_bra_dir / "Masks" / f"{image_id.replace('bus_', 'mask_')}.png"
 
     ours = extract_roi_features(load_roi(image_path, mask_path))
-    direct = _direct_pyradiomics(image_path, mask_path)
+    direct = direct_pyradiomics(image_path, mask_path)
 
     assert list(ours) == list(direct)
     np.testing.assert_allclose(list(ours.values()), list(direct.values()), rtol=1e-12, atol=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from dlradiomics.store import FeatureStore, content_key
 
@@ -58,3 +59,78 @@ def test_put_row_and_get_row_round_trip_and_read_as_a_frame(tmp_path):
     assert store.get_row("radiomic", key) == row
     assert list(store.get_row("radiomic", key)) == list(row)
     pd.testing.assert_frame_equal(store.get("radiomic", key), pd.DataFrame([row]))
+
+
+def _row(index: int) -> dict:
+    return {"image_sha256": f"{index:064d}", "original_glcm_Contrast": index + 0.25}
+
+
+def test_rows_of_several_writers_consolidate_into_one_table(tmp_path):
+    first, second = FeatureStore(tmp_path), FeatureStore(tmp_path)
+    for index in range(3):
+        first.put_row("radiomic", f"a{index}", _row(index))
+        second.put_row("radiomic", f"b{index}", _row(10 + index))
+    reader = FeatureStore(tmp_path)
+    assert set(reader.get_rows("radiomic")) == {"a0", "a1", "a2", "b0", "b1", "b2"}  # readable while written
+    assert reader.consolidate("radiomic") == 0  # both writers live: nothing may be merged yet
+    first.close()
+    second.close()
+    assert reader.consolidate("radiomic") == 2
+    files = sorted(path.name for path in (tmp_path / "radiomic").iterdir() if not path.name.startswith("."))
+    assert len(files) == 1 and files[0].startswith("table-") and files[0].endswith(".parquet")
+    assert FeatureStore(tmp_path).get_rows("radiomic", ["a1", "b2", "zz"]) == {"a1": _row(1), "b2": _row(12)}
+
+
+def test_a_log_cut_short_by_a_killed_writer_keeps_its_complete_rows(tmp_path, caplog):
+    writer = FeatureStore(tmp_path)
+    for index in range(3):
+        writer.put_row("radiomic", f"k{index}", _row(index))
+    writer.close()
+    (log,) = (tmp_path / "radiomic").glob("log-*.arrows")
+    log.write_bytes(log.read_bytes()[:-40])  # the last record half written, as a kill leaves it
+    rows = FeatureStore(tmp_path).get_rows("radiomic")
+    assert set(rows) == {"k0", "k1"}
+    assert "partial record" in caplog.text and log.name in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_corrupt_table_is_set_aside_and_logged_never_fatal(tmp_path, caplog, damage):
+    writer = FeatureStore(tmp_path)
+    for index in range(4):
+        writer.put_row("radiomic", f"k{index}", _row(index))
+    writer.close()
+    writer.consolidate("radiomic")
+    (table,) = (tmp_path / "radiomic").glob("table-*.parquet")
+    content = table.read_bytes()
+    table.write_bytes(content[: len(content) // 2] if damage == "truncate" else b"PAR1" + b"\x00" * 300)
+
+    store = FeatureStore(tmp_path)
+    assert store.get_rows("radiomic") == {}
+    assert "unreadable" in caplog.text and table.name in caplog.text
+    assert (table.parent / (table.name + ".corrupt")).exists() and not table.exists()
+    store.put_row("radiomic", "k0", _row(0))  # computed again, stored again
+    store.close()
+    assert FeatureStore(tmp_path).get_rows("radiomic") == {"k0": _row(0)}
+
+
+def _write_rows(root: str, prefix: str, count: int) -> None:
+    store = FeatureStore(root)
+    for index in range(count):
+        store.put_row("radiomic", f"{prefix}{index}", _row(index))
+    store.close()
+
+
+def test_concurrent_writer_processes_lose_nothing(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_rows, args=(str(tmp_path), prefix, 40)) for prefix in "pqr"]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
+    store = FeatureStore(tmp_path)
+    assert store.consolidate("radiomic") == 3
+    rows = FeatureStore(tmp_path).get_rows("radiomic")
+    assert len(rows) == 120 and rows["q39"] == _row(39)

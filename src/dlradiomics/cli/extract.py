@@ -1,4 +1,4 @@
-"""`dlradiomics extract`: PyRadiomics features of every ROI in a manifest (see dlradiomics.extraction)."""
+"""`dlradiomics extract`: PyRadiomics features of every ROI in a manifest (see dlradiomics.features.radiomic)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def extract(
     A second run computes only what is missing, so an interrupted run resumes where it stopped.
     """  # noqa: E501  (one line per paragraph: the help screen wraps it to the terminal)
     from dlradiomics.cohort import ManifestError, read_manifest
-    from dlradiomics.extraction import extract_radiomic_features, write_extraction_outputs
+    from dlradiomics.features.radiomic import extract_radiomic_features, write_extraction_outputs
 
     try:
         cohort = read_manifest(manifest)

@@ -38,7 +38,8 @@ def load_roi(
             the slice with the largest lesion area.
 
     Returns:
-        The ROI with float32 image, 0/1 uint8 mask and in-plane spacing.
+        The ROI with float32 image (under io's intensity convention, see
+        :mod:`dlradiomics.io.readers`), 0/1 uint8 mask, in-plane spacing and what the file stored.
 
     Raises:
         ImageReadError: a file is missing, unreadable or corrupt; the mask's size differs from the
@@ -104,6 +105,9 @@ def roi_from_arrays(
         image_path=str(image_path),
         mask_path=str(mask_path),
         slice_index=chosen,
+        spacing_unit=image.spacing_unit,
+        source_dtype=image.dtype,
+        source_bit_depth=image.bit_depth,
     )
 
 

@@ -3,6 +3,22 @@
 Raster files (PNG, JPEG, TIFF, BMP, PGM) go through Pillow, DICOM through pydicom (so that the
 modality LUT, VOI LUT and MONOCHROME1 inversion follow the standard), and NIfTI / NRRD / MetaImage
 through SimpleITK. Every failure becomes an :class:`ImageReadError` naming the file.
+
+The intensity convention (one rule, applied here so that training, prediction, radiomic and deep
+features all see the same numbers):
+
+- Raster images hold integer samples that their formats define as fractions of the container's full
+  scale (the PNG specification scales a 12-bit image up to 16 bits, for instance). io reads every
+  integer raster on the 8-bit scale: ``value * 255 / (2**bits - 1)``, ``bits`` being the file's bits
+  per sample. An 8-bit file is read unchanged, and a 16-bit copy of it made by any converter that
+  follows the formats (each value times 257) is read to exactly the same numbers. Floating-point
+  TIFFs are read as stored.
+- DICOM, NIfTI, NRRD and MetaImage carry calibrated or scanner units (DICOM through its modality and
+  VOI LUTs) and are read as stored.
+
+A 16-bit raster whose largest value is at most 255 was most likely saved from 8-bit data without
+scaling; it is read by the rule all the same (so nearly black) and :class:`IntensityConventionWarning`
+says so. :attr:`ImageArray.dtype` and :attr:`ImageArray.bit_depth` keep what the file held.
 """
 
 from __future__ import annotations
@@ -20,10 +36,17 @@ RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".p
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SUPPORTED_SUFFIXES = RASTER_SUFFIXES + DICOM_SUFFIXES + VOLUME_SUFFIXES
+# Name of the rule above, recorded in provenance beside the features it shaped.
+INTENSITY_CONVENTION = "raster-on-8-bit-scale"
+RASTER_SCALE_BITS = 8
 
 
 class ColourImageWarning(UserWarning):
     """A colour image whose channels differ was reduced to greyscale (burned-in colour overlays?)."""
+
+
+class IntensityConventionWarning(UserWarning):
+    """A high-bit-depth raster uses no more than 8 bits: probably 8-bit data saved without scaling."""
 
 
 @dataclass(frozen=True)
@@ -31,12 +54,20 @@ class ImageArray:
     """The pixels of one file before any ROI logic.
 
     Args:
-        array: 2D (rows, cols) or 3D (slices, rows, cols) array.
+        array: 2D (rows, cols) or 3D (slices, rows, cols) array, after the intensity convention.
         spacing: pixel spacing per axis of ``array``, in the same axis order.
+        spacing_unit: ``"mm"`` when the format records a physical spacing (DICOM, NIfTI, NRRD,
+            MetaImage), ``"pixel"`` otherwise (raster formats, whose resolution fields are print
+            resolutions, or a DICOM without pixel spacing).
+        dtype: the numpy dtype of the samples as stored in the file (``"uint8"``, ``"uint16"``).
+        bit_depth: bits per sample of an integer raster (8, 16); ``None`` for other formats.
     """
 
     array: np.ndarray
     spacing: tuple[float, ...]
+    spacing_unit: str = "pixel"
+    dtype: str = "float32"
+    bit_depth: int | None = None
 
 
 def file_suffix(path: str | os.PathLike[str]) -> str:
@@ -121,20 +152,57 @@ def _reduce_channels(array: np.ndarray, path: Path, as_labels: bool) -> np.ndarr
     return rgb2gray(colour.astype(np.float64))
 
 
+def _raster_bits(frame, opened) -> int | None:
+    """Bits per sample of an integer Pillow frame; ``None`` for floating-point samples."""
+    mode = frame.mode
+    if mode == "F":
+        return None
+    if mode == "1":
+        return 1
+    if mode.startswith("I;16"):
+        return 16
+    if mode == "I":
+        # Pillow opens 16-bit PGM (rescaled to 16 bits from its maxval) and 32-bit TIFF as "I".
+        tags = getattr(opened, "tag_v2", None)
+        bits = tags.get(258) if tags is not None else None
+        return int(bits[0] if isinstance(bits, tuple) else bits) if bits else 16
+    return 8  # L, P, RGB, RGBA, LA, CMYK ...: 8-bit samples (Pillow reduces 16-bit colour to 8)
+
+
+def _on_8_bit_scale(array: np.ndarray, bits: int | None, path: Path) -> np.ndarray:
+    """The intensity convention for one raster (see the module docstring)."""
+    if bits is None or bits == RASTER_SCALE_BITS:
+        return array
+    if bits > RASTER_SCALE_BITS and array.size and array.max() <= 255:
+        warnings.warn(
+            f"{path}: {bits}-bit image whose largest value is {array.max()}: probably 8-bit data saved "
+            f"without scaling; read on the 8-bit scale by the intensity convention (value * 255 / "
+            f"{2 ** bits - 1}), so it is nearly black",
+            IntensityConventionWarning,
+            stacklevel=4,
+        )
+    return array.astype(np.float64) * (255.0 / (2**bits - 1))
+
+
 def _read_raster(path: Path, as_labels: bool) -> ImageArray:
     from PIL import Image, ImageSequence
 
     with Image.open(path) as opened:
-        frames = []
+        frames, bits = [], None
         for frame in ImageSequence.Iterator(opened):
             if frame.mode == "P" and not as_labels:
                 frame = frame.convert("RGBA" if "transparency" in frame.info else "RGB")
             elif frame.mode in ("CMYK", "YCbCr", "HSV", "LAB"):
                 frame = frame.convert("RGB")
+            bits = _raster_bits(frame, opened) if bits is None else bits
             frames.append(np.asarray(frame))
     planes = [_reduce_channels(frame, path, as_labels) if frame.ndim == 3 else frame for frame in frames]
     array = planes[0] if len(planes) == 1 else np.stack(planes)
-    return ImageArray(array=array, spacing=(1.0,) * array.ndim)
+    stored_dtype = str(array.dtype)
+    if not as_labels:
+        array = _on_8_bit_scale(array, bits, path)
+    return ImageArray(array=array, spacing=(1.0,) * array.ndim, spacing_unit="pixel", dtype=stored_dtype,
+                      bit_depth=bits)
 
 
 def _read_dicom(path: Path, as_labels: bool) -> ImageArray:
@@ -145,6 +213,7 @@ def _read_dicom(path: Path, as_labels: bool) -> ImageArray:
     if "PixelData" not in dataset:
         raise ImageReadError(path, "DICOM file has no pixel data")
     pixels = dataset.pixel_array
+    stored_dtype = str(pixels.dtype)
     samples = int(dataset.get("SamplesPerPixel", 1))
     if samples > 1:
         pixels = _reduce_channels(pixels, path, as_labels)
@@ -156,12 +225,16 @@ def _read_dicom(path: Path, as_labels: bool) -> ImageArray:
         if dataset.get("PhotometricInterpretation", "") == "MONOCHROME1":
             # MONOCHROME1 means low values are white; flip so that bright is always high.
             pixels = pixels.min() + pixels.max() - pixels
-    in_plane = dataset.get("PixelSpacing") or dataset.get("ImagerPixelSpacing") or (1.0, 1.0)
+    in_plane = dataset.get("PixelSpacing") or dataset.get("ImagerPixelSpacing")
+    spacing_unit = "mm" if in_plane else "pixel"
+    in_plane = in_plane or (1.0, 1.0)
     spacing: tuple[float, ...] = (float(in_plane[0]), float(in_plane[1]))
     if pixels.ndim == 3:
         between = dataset.get("SpacingBetweenSlices") or dataset.get("SliceThickness") or 1.0
         spacing = (float(between),) + spacing
-    return ImageArray(array=np.asarray(pixels), spacing=spacing)
+    bits_stored = int(dataset.get("BitsStored", 0) or 0) or None
+    return ImageArray(array=np.asarray(pixels), spacing=spacing, spacing_unit=spacing_unit, dtype=stored_dtype,
+                      bit_depth=bits_stored)
 
 
 def _read_volume(path: Path, as_labels: bool) -> ImageArray:
@@ -179,4 +252,4 @@ def _read_volume(path: Path, as_labels: bool) -> ImageArray:
     if array.ndim == 3 and array.shape[0] == 1:
         # A 2D image stored as a one-slice volume (common for NIfTI exports of 2D data).
         array, spacing = array[0], spacing[1:]
-    return ImageArray(array=array, spacing=spacing)
+    return ImageArray(array=array, spacing=spacing, spacing_unit="mm", dtype=str(array.dtype))

@@ -3,12 +3,45 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
+
+# Robust percentiles recorded in an intensity profile (of the whole image, as features see it).
+PROFILE_PERCENTILES = (0.5, 1.0, 5.0, 50.0, 95.0, 99.0, 99.5)
+
+
+@dataclass(frozen=True)
+class IntensityProfile:
+    """What an image's intensities look like: how they were stored and where they lie.
+
+    A model bundle records these for its training images so that a new image stored differently
+    (another bit depth, a rescaled copy, another device) can be recognised at prediction time.
+
+    Args:
+        dtype: the sample type stored in the file (``"uint8"``, ``"uint16"``, ``"int16"``).
+        bit_depth: bits per sample of an integer raster (or DICOM BitsStored); ``None`` otherwise.
+        percentiles: percentile -> value of the whole image after the intensity convention (the
+            numbers every feature is computed from), for :data:`PROFILE_PERCENTILES`.
+        minimum: the smallest value, after the convention.
+        maximum: the largest value, after the convention.
+    """
+
+    dtype: str
+    bit_depth: int | None
+    percentiles: dict[float, float]
+    minimum: float
+    maximum: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (JSON-ready): ``{"dtype", "bit_depth", "min", "max", "p0.5", "p1", ...}``."""
+        values: dict[str, Any] = {"dtype": self.dtype, "bit_depth": self.bit_depth, "min": self.minimum,
+                                  "max": self.maximum}
+        values.update({f"p{percentile:g}": value for percentile, value in self.percentiles.items()})
+        return values
 
 
 @dataclass(frozen=True)
@@ -18,12 +51,17 @@ class RoiImage:
     The arrays are read-only so that one consumer cannot silently change what another sees.
 
     Args:
-        image: 2D float32 array of the original intensities (greyscale).
+        image: 2D float32 array of the intensities under io's intensity convention (see
+            :mod:`dlradiomics.io.readers`: integer rasters on the 8-bit scale, other formats as
+            stored), greyscale.
         mask: 2D uint8 array, 1 = lesion, 0 = background; same shape as ``image``.
-        spacing: pixel spacing (row, col) in the file's units (mm for DICOM/NIfTI, 1.0 for PNG).
+        spacing: pixel spacing (row, col) in ``spacing_unit``.
         image_path: the image file it came from.
         mask_path: the mask file it came from.
         slice_index: the slice taken from a 3D volume, or ``None`` for a 2D file.
+        spacing_unit: ``"mm"`` when the file records a physical spacing, ``"pixel"`` otherwise.
+        source_dtype: the sample type stored in the image file.
+        source_bit_depth: bits per sample of an integer raster (or DICOM BitsStored), else ``None``.
     """
 
     image: np.ndarray
@@ -32,6 +70,9 @@ class RoiImage:
     image_path: str
     mask_path: str
     slice_index: int | None = None
+    spacing_unit: str = "pixel"
+    source_dtype: str = "float32"
+    source_bit_depth: int | None = None
 
     def __post_init__(self) -> None:
         image = np.array(self.image, dtype=np.float32, copy=True)
@@ -41,14 +82,30 @@ class RoiImage:
                 f"RoiImage needs a 2D image and a mask of the same shape; got image {image.shape} "
                 f"and mask {mask.shape} ({self.image_path}, {self.mask_path})"
             )
+        if self.spacing_unit not in ("mm", "pixel"):
+            raise ValueError(f"spacing_unit must be 'mm' or 'pixel', got {self.spacing_unit!r}")
         image.flags.writeable = False
         mask.flags.writeable = False
         object.__setattr__(self, "image", image)
         object.__setattr__(self, "mask", mask)
         object.__setattr__(self, "spacing", (float(self.spacing[0]), float(self.spacing[1])))
 
+    def intensity_profile(self) -> IntensityProfile:
+        """The image's :class:`IntensityProfile` (computed on request: it sorts every pixel)."""
+        values = np.percentile(self.image, PROFILE_PERCENTILES)
+        return IntensityProfile(
+            dtype=self.source_dtype,
+            bit_depth=self.source_bit_depth,
+            percentiles={p: float(v) for p, v in zip(PROFILE_PERCENTILES, values)},
+            minimum=float(self.image.min()),
+            maximum=float(self.image.max()),
+        )
+
     def to_sitk(self) -> tuple["sitk.Image", "sitk.Image"]:
-        """The image and mask as SimpleITK images with the pixel spacing set, ready for PyRadiomics.
+        """The image and mask as 2D SimpleITK images with the pixel spacing set.
+
+        PyRadiomics needs one-slice volumes instead for IBSI-conformant texture features; the
+        radiomic extraction builds those itself (see :mod:`dlradiomics.features.radiomic.roi`).
 
         Returns:
             ``(image, mask)``; the mask holds label 1 for the lesion.

@@ -67,7 +67,7 @@ def compute_feature_tables(cohort: Any, kinds: Sequence[str], *, store_dir: Path
     failures: list[pd.DataFrame] = []
     counts: dict[str, dict[str, int]] = {}
     if "radiomic" in kinds:
-        from dlradiomics.extraction import extract_radiomic_features
+        from dlradiomics.features.radiomic import extract_radiomic_features
 
         logger.info("radiomic features: PyRadiomics, params=%s", radiomics_params or "package 2D defaults")
         result = extract_radiomic_features(cohort, store_dir, params=radiomics_params, n_jobs=n_jobs,

@@ -82,7 +82,13 @@ def resolved_radiomics_params(settings: StudySettings) -> dict:
     from dlradiomics.features.radiomic import load_radiomics_params
 
     params = settings.radiomics.params
-    return dict(load_radiomics_params(params, overrides=settings.radiomics.overrides or None))
+    params = dict(load_radiomics_params(params, overrides=settings.radiomics.overrides or None))
+    families = settings.radiomics.families_section()
+    if families:
+        # The study file's families go into the mapping's `dlradiomics` section, so the run's
+        # radiomics_params.yaml, the provenance and the bundle describe every radiomic feature.
+        params["dlradiomics"] = {**params.get("dlradiomics", {}), **families}
+    return params
 
 
 def outer_folds(settings: StudySettings, table: pd.DataFrame):

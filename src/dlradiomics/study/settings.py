@@ -48,16 +48,78 @@ class CohortSettings(_Section):
     modalities: list[Modality] = Field(default_factory=lambda: ["US"], min_length=1)
 
 
+class PeritumoralSettings(_Section):
+    """The peritumoral ring: a band around the lesion, clipped to the image (features ``peri_...``).
+
+    Args:
+        width_px: the band's width in pixels, for images without a physical spacing (PNG, JPEG).
+        width_mm: the band's width in millimetres, for images with one (DICOM, NIfTI); None uses
+            ``width_px`` for those too.
+    """
+
+    width_px: float = Field(12.0, gt=0)
+    width_mm: float | None = Field(None, gt=0)
+
+
+class LoGSettings(_Section):
+    """2D Laplacian of Gaussian images.
+
+    Args:
+        sigmas: Gaussian widths, in millimetres where the spacing is known, else pixels.
+    """
+
+    sigmas: list[float] = Field(default_factory=lambda: [1.0, 2.0, 4.0], min_length=1)
+
+    @model_validator(mode="after")
+    def _positive(self) -> LoGSettings:
+        if any(sigma <= 0 for sigma in self.sigmas):
+            raise ValueError(f"every sigma must be positive, got {self.sigmas}")
+        return self
+
+
+class WaveletSettings(_Section):
+    """The four 2D stationary wavelet sub-bands (LL, LH, HL, HH) of one level.
+
+    Args:
+        name: a PyWavelets discrete wavelet (coif1 is PyRadiomics' default).
+    """
+
+    name: str = "coif1"
+
+
+Normalisation = Literal["none", "roi_zscore", "image_percentile"]
+
+
 class RadiomicsSettings(_Section):
-    """PyRadiomics settings.
+    """PyRadiomics settings and the feature families computed around it (see docs/ibsi.md).
 
     Args:
         params: a PyRadiomics parameter file; None uses the package's 2D defaults.
         overrides: settings merged over the file's, e.g. `{"setting": {"binWidth": 10}}`.
+        peritumoral: features of a ring around the lesion; None (default) leaves them out.
+        log: features of 2D Laplacian of Gaussian images; None leaves them out.
+        wavelet: features of the 2D wavelet sub-bands; None leaves them out.
+        normalisation: per modality, a per-image intensity normalisation before every family
+            ("none", "roi_zscore", "image_percentile"); none of them learns from other images.
     """
 
     params: Path | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)
+    peritumoral: PeritumoralSettings | None = None
+    log: LoGSettings | None = None
+    wavelet: WaveletSettings | None = None
+    normalisation: dict[Modality, Normalisation] = Field(default_factory=dict)
+
+    def families_section(self) -> dict[str, Any]:
+        """The families as the `dlradiomics` section of a parameter mapping (empty when none is on)."""
+        section: dict[str, Any] = {}
+        for name in ("peritumoral", "log", "wavelet"):
+            family = getattr(self, name)
+            if family is not None:
+                section[name] = family.model_dump()
+        if self.normalisation:
+            section["normalisation"] = dict(self.normalisation)
+        return section
 
 
 class DeepSettings(_Section):

@@ -1,12 +1,31 @@
-"""PyRadiomics features: settings (``params``), one ROI (``roi``); the cohort-scale driver lives in
-:mod:`dlradiomics.extraction` and is re-exported here."""
+"""Radiomic features: settings (``params``) and families (``families``), one ROI (``roi``), a whole
+cohort through the feature store (``extraction``) and the files it writes (``outputs``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from dlradiomics.features.radiomic.extraction import (
+    FAILURE_COLUMNS,
+    META_COLUMNS,
+    PROVENANCE_COLUMNS,
+    STORE_NAMESPACE,
+    ExtractionResult,
+    compute_roi_features,
+    extract_radiomic_features,
+    library_versions,
+)
+from dlradiomics.features.radiomic.families import (
+    NORMALISATIONS,
+    FamilySettingsError,
+    FeatureFamilies,
+    LaplacianOfGaussian,
+    PeritumoralRing,
+    Wavelet,
+)
+from dlradiomics.features.radiomic.outputs import write_extraction_outputs
 from dlradiomics.features.radiomic.params import (
     DEFAULT_PARAMS_PATH,
+    EXTRACTION_CONVENTION,
+    FAMILIES_SECTION,
     load_radiomics_params,
     merge_radiomics_params,
     resolve_radiomics_params,
@@ -20,30 +39,32 @@ from dlradiomics.features.radiomic.roi import (
     radiomic_feature_columns,
 )
 
-_FROM_EXTRACTION = ("extract_radiomic_features", "ExtractionResult")
-
-
-def __getattr__(name: str) -> Any:
-    # Imported on first use: dlradiomics.extraction imports this package, so an eager import here
-    # would be circular.
-    if name in _FROM_EXTRACTION:
-        from dlradiomics import extraction
-
-        return getattr(extraction, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "DEFAULT_PARAMS_PATH",
+    "EXTRACTION_CONVENTION",
+    "FAILURE_COLUMNS",
+    "FAMILIES_SECTION",
+    "META_COLUMNS",
+    "NORMALISATIONS",
+    "PROVENANCE_COLUMNS",
+    "STORE_NAMESPACE",
     "ExtractionResult",
+    "FamilySettingsError",
+    "FeatureFamilies",
+    "LaplacianOfGaussian",
+    "PeritumoralRing",
     "RadiomicFeatureError",
+    "Wavelet",
+    "compute_roi_features",
     "create_extractor",
     "extract_radiomic_features",
     "extract_roi_features",
     "is_radiomic_feature_name",
+    "library_versions",
     "load_radiomics_params",
     "merge_radiomics_params",
     "radiomic_feature_columns",
     "resolve_radiomics_params",
     "settings_sha256",
+    "write_extraction_outputs",
 ]

@@ -1,4 +1,12 @@
-"""PyRadiomics settings: the packaged 2D defaults of the paper, user overrides, and their hash."""
+"""PyRadiomics settings: the packaged 2D defaults of the paper, user overrides, and their hash.
+
+A parameter mapping is PyRadiomics' own format (``setting``, ``imageType``, ``featureClass``,
+``voxelSetting``) plus one section of ours, ``dlradiomics``, holding the feature families
+PyRadiomics cannot compute on a 2D ROI itself (peritumoral ring, 2D LoG and wavelet images,
+intensity normalisation; see :mod:`dlradiomics.features.radiomic.families`). Keeping them in the
+same mapping means one file, one hash and one provenance record describe every radiomic feature,
+and a model bundle that stores the mapping recomputes exactly the features it was trained on.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +25,15 @@ DEFAULT_PARAMS_PATH = Path(__file__).with_name("params") / "radiomics_2d.yaml"
 # Sections that *list* what to compute: an override replaces them whole, because naming feature
 # classes means "these classes", not "these classes in addition to the defaults".
 _REPLACED_SECTIONS = ("imageType", "featureClass")
+PYRADIOMICS_SECTIONS = ("setting", "imageType", "featureClass", "voxelSetting")
+# Our section: the feature families dlradiomics computes around PyRadiomics.
+FAMILIES_SECTION = "dlradiomics"
+
+# How a 2D ROI is handed to PyRadiomics. It is part of the settings hash, so that features computed
+# under an earlier convention are never read back from a store as if they were current ones:
+# "2d-image" (before 0.2) gave PyRadiomics native 2D images, whose texture matrices do not follow
+# IBSI; "one-slice-volume" gives it a one-slice 3D volume, whose matrices do (see docs/ibsi.md).
+EXTRACTION_CONVENTION = "one-slice-volume"
 
 RadiomicsParams = dict[str, Any]
 
@@ -47,11 +64,11 @@ def merge_radiomics_params(base: Mapping[str, Any], overrides: Mapping[str, Any]
     Returns:
         The merged parameter mapping.
     """
-    unknown = set(overrides) - {"setting", *_REPLACED_SECTIONS, "voxelSetting"}
+    unknown = set(overrides) - {*PYRADIOMICS_SECTIONS, FAMILIES_SECTION}
     if unknown:
         raise ValueError(
             f"unknown PyRadiomics parameter section(s) {sorted(unknown)}; "
-            "expected setting, imageType, featureClass or voxelSetting"
+            f"expected setting, imageType, featureClass, voxelSetting or {FAMILIES_SECTION}"
         )
     merged = copy.deepcopy(dict(base))
     for section, value in overrides.items():
@@ -105,7 +122,18 @@ def resolve_radiomics_params(
     raise TypeError(f"params must be None, a path or a mapping, got {type(params).__name__}")
 
 
+def pyradiomics_params(params: Mapping[str, Any]) -> RadiomicsParams:
+    """The part of a parameter mapping that PyRadiomics reads (our ``dlradiomics`` section left out)."""
+    return {section: value for section, value in params.items() if section != FAMILIES_SECTION}
+
+
 def settings_sha256(params: Mapping[str, Any]) -> str:
-    """SHA-256 of a canonical JSON rendering of the settings, so equal settings hash equally."""
-    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    """SHA-256 of the settings and the extraction convention, so equal settings hash equally.
+
+    The hash covers :data:`EXTRACTION_CONVENTION` as well as the mapping: rows a store holds from
+    an earlier way of handing ROIs to PyRadiomics get another key and are never read back.
+    """
+    canonical = json.dumps(
+        {"params": params, "convention": EXTRACTION_CONVENTION}, sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

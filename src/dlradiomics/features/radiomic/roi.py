@@ -1,4 +1,11 @@
-"""PyRadiomics features of one 2D region of interest."""
+"""PyRadiomics features of one 2D region of interest, the IBSI way.
+
+PyRadiomics computes its texture matrices differently for a native 2D image than for the same
+pixels given as a one-slice 3D volume, and only the one-slice volume gives the IBSI values (GLCM,
+GLRLM, GLSZM, GLDM and NGTDM of the IBSI digital phantom, "2D" configuration; docs/ibsi.md and
+tests/test_ibsi_phantom.py). So every image handed to PyRadiomics here is a one-slice volume with
+the pixel spacing of its file.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,17 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import radiomics
+import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-from dlradiomics.features.radiomic.params import load_radiomics_params
+from dlradiomics.features.radiomic.families import FeatureFamilies
+from dlradiomics.features.radiomic.filters import FilterError, filtered_images
+from dlradiomics.features.radiomic.normalisation import NormalisationError, normalise_intensities
+from dlradiomics.features.radiomic.params import load_radiomics_params, pyradiomics_params
+from dlradiomics.features.radiomic.ring import PERITUMORAL_PREFIX, ring_for
 
 if TYPE_CHECKING:
     from dlradiomics.io import RoiImage
@@ -22,10 +35,14 @@ if TYPE_CHECKING:
 # PyRadiomics logs a line per feature class at INFO; across a cohort that drowns real warnings.
 radiomics.setVerbosity(logging.ERROR)
 
+_ORIGINAL = "original"
 # PyRadiomics names every feature "{image type}_{feature class}_{feature}", e.g.
-# "original_glcm_Contrast" or "wavelet-LLH_firstorder_Mean"; diagnostics start with "diagnostics_".
+# "original_glcm_Contrast" or "wavelet-LH_firstorder_Mean"; the peritumoral ring's features carry
+# the prefix "peri_"; diagnostics start with "diagnostics_".
 _FEATURE_NAME = re.compile(
-    r"^[A-Za-z0-9.\-]+_(" + "|".join(sorted(radiomics.getFeatureClasses(), key=len, reverse=True)) + r")_\w+$"
+    rf"^({PERITUMORAL_PREFIX})?[A-Za-z0-9.\-]+_("
+    + "|".join(sorted(radiomics.getFeatureClasses(), key=len, reverse=True))
+    + r")_\w+$"
 )
 
 
@@ -34,84 +51,166 @@ class RadiomicFeatureError(ValueError):
 
 
 def is_radiomic_feature_name(name: str) -> bool:
-    """Whether ``name`` has the form of a PyRadiomics feature name (``original_glcm_Contrast``)."""
+    """Whether ``name`` has the form of a radiomic feature name (``original_glcm_Contrast``)."""
     return bool(_FEATURE_NAME.match(str(name)))
 
 
 def radiomic_feature_columns(frame: pd.DataFrame) -> list[str]:
-    """The PyRadiomics feature columns of ``frame``, in table order (meta and provenance excluded).
+    """The radiomic feature columns of ``frame``, in table order (meta and provenance excluded).
 
     Args:
         frame: a radiomic feature table.
 
     Returns:
-        Column names such as ``original_firstorder_Mean``.
+        Column names such as ``original_firstorder_Mean`` or ``peri_original_glcm_Contrast``.
     """
     return [column for column in frame.columns if is_radiomic_feature_name(column)]
 
 
 # One extractor per settings per process, keyed by the settings' canonical JSON.
 _extractors: dict[str, RadiomicsFeatureExtractor] = {}
+_families: dict[str, FeatureFamilies] = {}
 
 
-def create_extractor(params: Mapping[str, Any]) -> RadiomicsFeatureExtractor:
+def _canonical(params: Mapping[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _refuse_pyradiomics_filters(params: Mapping[str, Any]) -> None:
+    image_types = set((params.get("imageType") or {"Original": {}}).keys())
+    others = sorted(image_types - {"Original"})
+    if others:
+        raise ValueError(
+            f"PyRadiomics image type(s) {others} are not used on 2D ROIs: PyRadiomics filters a one-slice "
+            "volume in 3D (its LoG refuses it). Ask for 2D filtered images in the 'dlradiomics' section "
+            "instead, e.g. dlradiomics: {log: {sigmas: [1, 2, 4]}, wavelet: {name: coif1}}"
+        )
+
+
+def create_extractor(params: Mapping[str, Any], *, shape: bool = True) -> RadiomicsFeatureExtractor:
     """A PyRadiomics extractor for ``params``, built once per process and settings.
 
     Args:
-        params: a complete PyRadiomics parameter mapping (PyRadiomics validates it).
+        params: a complete parameter mapping (PyRadiomics validates its part; the
+            ``dlradiomics`` section is ours and is validated here).
+        shape: keep the shape classes; ``False`` gives the extractor used for filtered images and
+            the peritumoral ring, whose shape would only repeat the lesion's.
 
     Returns:
         The configured ``RadiomicsFeatureExtractor``.
 
     Raises:
-        ValueError: PyRadiomics' schema rejects the settings (the message says which key).
+        ValueError: PyRadiomics' schema rejects the settings (the message says which key), the
+            ``dlradiomics`` section is invalid, or a PyRadiomics image type other than Original
+            is asked for.
     """
     # Building an extractor validates the settings against PyRadiomics' schema, which costs more
     # than extracting a small ROI; cache it by the settings' content.
-    canonical = json.dumps(params, sort_keys=True, default=str)
+    canonical = _canonical(params) + f"|shape={shape}"
     if canonical not in _extractors:
+        feature_families(params)
+        settings = pyradiomics_params(params)
+        _refuse_pyradiomics_filters(settings)
+        if not shape:
+            classes = settings.get("featureClass") or {}
+            settings = {**settings, "featureClass": {k: v for k, v in classes.items() if not k.startswith("shape")}}
         # A deep copy: PyRadiomics keeps the mapping, and the caller's dict may change later.
         try:
-            _extractors[canonical] = RadiomicsFeatureExtractor(copy.deepcopy(dict(params)))
+            _extractors[canonical] = RadiomicsFeatureExtractor(copy.deepcopy(dict(settings)))
         except RuntimeError as error:  # pykwalify's SchemaError, which PyRadiomics validates with
             raise ValueError(f"invalid PyRadiomics settings: {getattr(error, 'msg', error)}") from error
     return _extractors[canonical]
 
 
-def extract_roi_features(roi: RoiImage, params: Mapping[str, Any] | None = None) -> dict[str, float]:
-    """PyRadiomics features of one ROI, under PyRadiomics' own feature names.
+def feature_families(params: Mapping[str, Any]) -> FeatureFamilies:
+    """The :class:`FeatureFamilies` of a parameter mapping, parsed once per process and settings."""
+    canonical = _canonical(params)
+    if canonical not in _families:
+        _families[canonical] = FeatureFamilies.from_params(params)
+    return _families[canonical]
 
-    Args:
-        roi: the image and its 0/1 mask (``RoiImage.to_sitk()`` gives what PyRadiomics reads).
-        params: a complete PyRadiomics parameter mapping; ``None`` uses the packaged 2D defaults.
 
-    Returns:
-        Feature name -> value, in PyRadiomics' order, diagnostics left out.
+def one_slice_volume(array: np.ndarray, spacing: tuple[float, float]) -> sitk.Image:
+    """A 2D array as a SimpleITK volume of one slice, with the in-plane spacing (row, col).
 
-    Raises:
-        RadiomicFeatureError: the ROI is flat (one intensity), PyRadiomics rejected it (for example
-            an empty or one-pixel mask) or gave a non-finite value; the message names the image,
-            the mask and the problem.
+    The slice axis gets spacing 1, so that PyRadiomics' voxel volume (total energy) is the pixel
+    area, as for a 2D image.
     """
-    params = load_radiomics_params() if params is None else params
-    extractor = create_extractor(params)
-    where = f"image {roi.image_path}, mask {roi.mask_path}"
-    lesion_values = roi.image[roi.mask > 0]
-    if lesion_values.size > 1 and lesion_values.min() == lesion_values.max():
+    volume = sitk.GetImageFromArray(np.ascontiguousarray(array)[np.newaxis])
+    volume.SetSpacing((float(spacing[1]), float(spacing[0]), 1.0))
+    return volume
+
+
+def _execute(extractor: RadiomicsFeatureExtractor, image: np.ndarray, mask: np.ndarray,
+             spacing: tuple[float, float], where: str) -> dict[str, float]:
+    try:
+        # io's masks are 0/1 whatever the file's labels were, so the lesion is label 1.
+        result = extractor.execute(one_slice_volume(image, spacing), one_slice_volume(mask, spacing), label=1)
+    except (ValueError, RuntimeError, IndexError) as error:
+        raise RadiomicFeatureError(f"PyRadiomics failed on {where}: {error}") from error
+    return {name: float(value) for name, value in result.items() if is_radiomic_feature_name(name)}
+
+
+def _refuse_flat(values: np.ndarray, what: str, where: str) -> None:
+    if values.size > 1 and values.min() == values.max():
         # PyRadiomics returns finite placeholders for a flat ROI (GLCM correlation 1, Imc 0) or NaN,
         # depending on version; either way the texture features describe nothing, so refuse it.
         raise RadiomicFeatureError(
-            f"flat ROI in {where}: all {lesion_values.size} lesion pixels have intensity "
-            f"{lesion_values[0]:g}, so texture features are undefined"
+            f"flat {what} in {where}: all {values.size} pixels have intensity {values[0]:g}, "
+            "so texture features are undefined"
         )
-    image, mask = roi.to_sitk()
+
+
+def extract_roi_features(
+    roi: RoiImage, params: Mapping[str, Any] | None = None, *, modality: str | None = None
+) -> dict[str, float]:
+    """Radiomic features of one ROI: PyRadiomics on one-slice volumes, plus the families asked for.
+
+    Args:
+        roi: the image and its 0/1 mask.
+        params: a complete parameter mapping; ``None`` uses the packaged 2D defaults.
+        modality: the ROI's modality, which selects its intensity normalisation.
+
+    Returns:
+        Feature name -> value: the lesion's features on the original image under PyRadiomics'
+        names (``original_glcm_Contrast``), then those of each filtered image
+        (``log-sigma-2-0-mm-2D_glcm_Contrast``, ``wavelet-LH_glcm_Contrast``), then the ring's
+        (``peri_original_glcm_Contrast``). Diagnostics are left out.
+
+    Raises:
+        RadiomicFeatureError: the ROI (or its ring) is flat, PyRadiomics rejected it (for example
+            an empty or one-pixel mask), a filter or normalisation cannot be applied, or a value
+            is not finite; the message names the image, the mask and the problem.
+    """
+    params = load_radiomics_params() if params is None else params
+    extractor = create_extractor(params)
+    families = feature_families(params)
+    where = f"image {roi.image_path}, mask {roi.mask_path}"
+    _refuse_flat(roi.image[roi.mask > 0], "ROI", where)
     try:
-        result = extractor.execute(image, mask, label=int(params.get("setting", {}).get("label", 1)))
-    except (ValueError, RuntimeError, IndexError) as error:
-        raise RadiomicFeatureError(f"PyRadiomics failed on {where}: {error}") from error
-    features = {name: float(value) for name, value in result.items() if is_radiomic_feature_name(name)}
+        image = normalise_intensities(roi.image, roi.mask, families.normalisation_for(modality))
+    except NormalisationError as error:
+        raise RadiomicFeatureError(f"cannot normalise {where}: {error}") from error
+
+    features = _execute(extractor, image, roi.mask, roi.spacing, where)
     if not features:
         raise RadiomicFeatureError(f"PyRadiomics returned no features for {where}; check the feature classes")
+    if families.log is not None or families.wavelet is not None or families.peritumoral is not None:
+        texture_extractor = create_extractor(params, shape=False)
+        try:
+            for image_type, response in filtered_images(image, roi.spacing, families.log, families.wavelet):
+                computed = _execute(texture_extractor, response, roi.mask, roi.spacing, where)
+                features.update({image_type + name[len(_ORIGINAL):]: value for name, value in computed.items()})
+        except FilterError as error:
+            raise RadiomicFeatureError(f"cannot filter {where}: {error}") from error
+        if families.peritumoral is not None:
+            ring = ring_for(roi.mask, roi.spacing, roi.spacing_unit, families.peritumoral)
+            if not ring.any():
+                raise RadiomicFeatureError(f"the peritumoral ring of {where} is empty: the lesion fills the image")
+            _refuse_flat(image[ring > 0], "peritumoral ring", where)
+            computed = _execute(texture_extractor, image, ring, roi.spacing, where)
+            features.update({PERITUMORAL_PREFIX + name: value for name, value in computed.items()})
+
     not_finite = [name for name, value in features.items() if not math.isfinite(value)]
     if not_finite:
         raise RadiomicFeatureError(

@@ -1,9 +1,12 @@
 """Radiomic features of a whole cohort: parallel, cached, resumable, and on a Dask cluster if asked.
 
-Each ROI's result is written to the :class:`~dlradiomics.store.FeatureStore` by the worker that
-computed it, under a key made of the image and mask hashes, the mask label, the slice and the
-settings hash. So a second run computes nothing, a run killed midway resumes with the ROIs not yet
-stored, and local processes and Dask workers that share the store folder share their work.
+Each ROI is keyed in the :class:`~dlradiomics.store.FeatureStore` by its image and mask hashes,
+mask label, slice, modality (which selects its intensity normalisation) and the settings hash. The
+ROIs the store lacks are computed by worker processes (or Dask workers), and this process appends
+each result to the store as it arrives; so a second run computes nothing, a run killed midway
+resumes with the ROIs not yet stored, and runs that share a store folder share their work. File
+hashes are remembered beside each file's size and modification time (``file-hashes.json`` in the
+store), so an unchanged file is hashed once, not once per run.
 """
 
 from __future__ import annotations
@@ -20,20 +23,25 @@ from typing import Any
 
 import pandas as pd
 
-from dlradiomics.features.radiomic import (
+from dlradiomics.cohort.cohort import cohort_table
+from dlradiomics.features.radiomic.params import EXTRACTION_CONVENTION, resolve_radiomics_params, settings_sha256
+from dlradiomics.features.radiomic.roi import (
     RadiomicFeatureError,
     create_extractor,
     extract_roi_features,
+    feature_families,
     radiomic_feature_columns,
-    resolve_radiomics_params,
-    settings_sha256,
 )
+from dlradiomics.io import INTENSITY_CONVENTION, FileHashCache, load_roi
 from dlradiomics.store import FeatureStore, content_key
 
 STORE_NAMESPACE = "radiomic"
+HASH_CACHE_FILE = "file-hashes.json"
 META_COLUMNS = ["roi_id", "patient_id", "modality", "image", "mask", "label"]
 PROVENANCE_COLUMNS = ["image_sha256", "mask_sha256", "settings_sha256", "pyradiomics_version"]
 FAILURE_COLUMNS = ["roi_id", "patient_id", "image", "mask", "stage", "error"]
+# Stored with each row, left out of the feature table: the image's intensity profile as JSON.
+PROFILE_COLUMN = "intensity_profile"
 
 _worker_threads_limited = False
 
@@ -45,9 +53,13 @@ class ExtractionResult:
     Args:
         features: one row per extracted ROI: meta columns, provenance columns, then features.
         failures: one row per case that could not be extracted (``FAILURE_COLUMNS``).
-        provenance: settings, their hash, library versions, the feature list and the counts.
+        provenance: settings, their hash, families, conventions, library versions, the feature
+            list and the counts.
         n_computed: ROIs computed in this run.
         n_cached: ROIs found in the store.
+        intensity_profiles: one row per extracted ROI: ``roi_id``, ``modality`` and its image's
+            :class:`~dlradiomics.io.IntensityProfile` (``dtype``, ``bit_depth``, ``min``, ``max``,
+            ``p0.5`` ... ``p99.5``), as the features saw it.
     """
 
     features: pd.DataFrame
@@ -55,6 +67,7 @@ class ExtractionResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     n_computed: int = 0
     n_cached: int = 0
+    intensity_profiles: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def n_succeeded(self) -> int:
@@ -68,9 +81,12 @@ class ExtractionResult:
 
 
 @dataclass(frozen=True)
-class _RoiTask:
+class RoiTask:
+    """One ROI to compute: where its files are, how to read them, and its store key."""
+
     roi_id: str
     patient_id: str
+    modality: str
     image: str
     mask: str
     mask_label: int | None
@@ -125,9 +141,7 @@ def _optional_int(value: Any) -> int | None:
     return int(float(value))
 
 
-def _cohort_table(cohort: Any) -> pd.DataFrame:
-    from dlradiomics.cohort.cohort import cohort_table
-
+def _cohort_rows(cohort: Any) -> pd.DataFrame:
     table = cohort_table(cohort, META_COLUMNS)
     # features are stored and merged back by roi_id, so two rows sharing one would overwrite each other
     duplicated = table["roi_id"][table["roi_id"].duplicated()].tolist()
@@ -189,19 +203,18 @@ def _failure(row: Mapping[str, Any], stage: str, error: str) -> dict[str, Any]:
 
 
 def _plan_tasks(
-    table: pd.DataFrame, settings_hash: str, pyradiomics_version: str
-) -> tuple[list[_RoiTask], list[dict[str, Any]]]:
+    table: pd.DataFrame, settings_hash: str, pyradiomics_version: str, hashes: FileHashCache
+) -> tuple[list[RoiTask], list[dict[str, Any]]]:
     """Hash every ROI's files and derive its store key; unreadable files become failures."""
-    from dlradiomics.io import sha256_file
-
     tasks, failures = [], []
     for row in table.to_dict("records"):
         try:
-            image_sha, mask_sha = sha256_file(row["image"]), sha256_file(row["mask"])
+            image_sha, mask_sha = hashes.sha256(row["image"]), hashes.sha256(row["mask"])
         except OSError as error:
             failures.append(_failure(row, "read", f"cannot read {error.filename}: {error.strerror}"))
             continue
         mask_label, slice_index = _optional_int(row.get("mask_label")), _optional_int(row.get("slice"))
+        modality = str(row["modality"])
         key = content_key(
             {
                 "kind": STORE_NAMESPACE,
@@ -209,14 +222,16 @@ def _plan_tasks(
                 "mask_sha256": mask_sha,
                 "mask_label": mask_label,
                 "slice": slice_index,
+                "modality": modality.strip().upper(),
                 "settings_sha256": settings_hash,
                 "pyradiomics_version": pyradiomics_version,
             }
         )
         tasks.append(
-            _RoiTask(
+            RoiTask(
                 roi_id=str(row["roi_id"]),
                 patient_id=str(row["patient_id"]),
+                modality=modality,
                 image=str(row["image"]),
                 mask=str(row["mask"]),
                 mask_label=mask_label,
@@ -229,33 +244,28 @@ def _plan_tasks(
     return tasks, failures
 
 
-def compute_roi_into_store(
-    task: _RoiTask, params: Mapping[str, Any], store_root: str, limit_threads: bool = True
-) -> dict[str, Any]:
-    """Read one ROI, extract its features and store them; runs in a worker process.
+def compute_roi_features(task: RoiTask, params: Mapping[str, Any], limit_threads: bool = True) -> dict[str, Any]:
+    """Read one ROI and compute its store row; runs in a worker process.
 
     Args:
         task: the ROI, its file hashes and its store key.
-        params: the complete PyRadiomics settings.
-        store_root: the feature store's folder (shared by all workers).
+        params: the complete parameter mapping.
         limit_threads: keep BLAS and ITK to one thread (for worker processes).
 
     Returns:
-        ``{"roi_id", "status": "ok", "features": {...}}`` or ``{"roi_id", "status": "failed",
+        ``{"roi_id", "key", "status": "ok", "row": {...}}`` or ``{"roi_id", "status": "failed",
         "stage", "error"}``; failures are returned, never raised, so one bad case stops nothing.
     """
     if limit_threads:
         _limit_worker_threads()
     import radiomics
 
-    from dlradiomics.io import load_roi
-
     try:
         roi = load_roi(task.image, task.mask, mask_label=task.mask_label, slice_index=task.slice_index)
     except (OSError, ValueError) as error:
         return {"roi_id": task.roi_id, "status": "failed", "stage": "read", "error": str(error)}
     try:
-        features = extract_roi_features(roi, params)
+        features = extract_roi_features(roi, params, modality=task.modality)
     except RadiomicFeatureError as error:
         return {"roi_id": task.roi_id, "status": "failed", "stage": "features", "error": str(error)}
     except Exception as error:  # noqa: BLE001 - an unforeseen PyRadiomics error must not stop a cohort
@@ -265,49 +275,42 @@ def compute_roi_into_store(
             "stage": "features",
             "error": f"PyRadiomics failed on image {task.image}, mask {task.mask}: {type(error).__name__}: {error}",
         }
-    stored = {
+    row = {
         "image_sha256": task.image_sha256,
         "mask_sha256": task.mask_sha256,
         "settings_sha256": settings_sha256(params),
         "pyradiomics_version": radiomics.__version__,
+        PROFILE_COLUMN: json.dumps(roi.intensity_profile().as_dict()),
         **features,
     }
-    FeatureStore(store_root).put_row(STORE_NAMESPACE, task.key, stored)
-    return {"roi_id": task.roi_id, "status": "ok", "features": stored}
+    return {"roi_id": task.roi_id, "key": task.key, "status": "ok", "row": row}
 
 
-def _run_in_process(
-    tasks: list[_RoiTask], params: Mapping[str, Any], store_root: str
-) -> Iterable[dict[str, Any]]:
+def _run_in_process(tasks: list[RoiTask], params: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
     for task in tasks:
-        yield compute_roi_into_store(task, params, store_root, limit_threads=False)
+        yield compute_roi_features(task, params, limit_threads=False)
 
 
-def _run_in_processes(
-    tasks: list[_RoiTask], params: Mapping[str, Any], store_root: str, n_jobs: int
-) -> Iterable[dict[str, Any]]:
+def _run_in_processes(tasks: list[RoiTask], params: Mapping[str, Any], n_jobs: int) -> Iterable[dict[str, Any]]:
     from joblib import Parallel, delayed
 
     # joblib's loky workers start fresh interpreters (forking a parent that holds threads, such as
     # a progress bar, can deadlock) without re-running the caller's __main__ module, so scripts
     # need no `if __name__ == "__main__"` guard. Results stream back as each ROI finishes.
     parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(compute_roi_into_store)(task, params, store_root) for task in tasks)
+    yield from parallel(delayed(compute_roi_features)(task, params) for task in tasks)
 
 
-def _run_on_dask(
-    tasks: list[_RoiTask], params: Mapping[str, Any], store_root: str, scheduler: Any
-) -> Iterable[dict[str, Any]]:
+def _run_on_dask(tasks: list[RoiTask], params: Mapping[str, Any], scheduler: Any) -> Iterable[dict[str, Any]]:
     from distributed import Client
     from distributed import as_completed as dask_as_completed
 
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
     try:
         futures = client.map(
-            compute_roi_into_store,
+            compute_roi_features,
             tasks,
             params=dict(params),
-            store_root=store_root,
             # Two roi_ids may share content (the same files listed twice): each needs its own task.
             pure=False,
         )
@@ -318,17 +321,15 @@ def _run_on_dask(
             client.close()
 
 
-def _compute(
-    pending: list[_RoiTask], params: Mapping[str, Any], store_root: str, workers: int, scheduler: Any
-) -> Iterable[dict[str, Any]]:
+def _compute(pending: list[RoiTask], params: Mapping[str, Any], workers: int, scheduler: Any) -> Iterable[dict[str, Any]]:
     """Where the ROIs not yet stored run: a Dask cluster, local worker processes, or this process."""
     if not pending:
         return iter(())
     if scheduler is not None:
-        return _run_on_dask(pending, params, store_root, scheduler)
+        return _run_on_dask(pending, params, scheduler)
     if workers == 1 or len(pending) == 1:
-        return _run_in_process(pending, params, store_root)
-    return _run_in_processes(pending, params, store_root, min(workers, len(pending)))
+        return _run_in_process(pending, params)
+    return _run_in_processes(pending, params, min(workers, len(pending)))
 
 
 def extract_radiomic_features(
@@ -341,15 +342,16 @@ def extract_radiomic_features(
     progress: bool = True,
     strict: bool = False,
 ) -> ExtractionResult:
-    """PyRadiomics features of every ROI of a cohort, computed once per content and settings.
+    """Radiomic features of every ROI of a cohort, computed once per content and settings.
 
     Args:
         cohort: a :class:`dlradiomics.cohort.Cohort` (its rejected manifest rows are reported as
             failures) or a DataFrame with the columns ``roi_id, patient_id, modality, image, mask,
             label`` and optionally ``mask_label`` and ``slice``.
         store_dir: folder of the feature store; on a Dask cluster every worker must reach it.
-        params: ``None`` for the packaged 2D defaults, a PyRadiomics YAML file, or a mapping of
-            overrides applied to the defaults.
+        params: ``None`` for the packaged 2D defaults, a parameter YAML file, or a mapping of
+            overrides applied to the defaults (its ``dlradiomics`` section asks for the feature
+            families: see :mod:`dlradiomics.features.radiomic.families`).
         n_jobs: worker processes; ``None`` uses every core, 1 runs in this process.
         scheduler: a Dask scheduler address (``"tcp://host:8786"``) or a ``distributed.Client``;
             when given, ROIs run on that cluster instead of local processes.
@@ -357,7 +359,8 @@ def extract_radiomic_features(
         strict: raise ``RuntimeError`` if any case failed (after extracting all the others).
 
     Returns:
-        The feature table (in cohort order), the failures table, provenance and counts.
+        The feature table (in cohort order), the failures table, provenance, counts and the
+        intensity profiles.
     """
     import radiomics
     from tqdm.auto import tqdm
@@ -368,55 +371,63 @@ def extract_radiomic_features(
     resolved = resolve_radiomics_params(params)
     create_extractor(resolved)  # invalid settings fail here, once, not in every worker
     settings_hash = settings_sha256(resolved)
-    table = _cohort_table(cohort)
+    table = _cohort_rows(cohort)
     store = FeatureStore(store_dir)
-    store_root = str(Path(store_dir).resolve())
+    hashes = FileHashCache(Path(store_dir) / HASH_CACHE_FILE)
 
     failures = _manifest_failures(cohort)
     n_manifest_rejected = len(failures)
-    tasks, read_failures = _plan_tasks(table, settings_hash, radiomics.__version__)
+    tasks, read_failures = _plan_tasks(table, settings_hash, radiomics.__version__, hashes)
     failures.extend(read_failures)
 
-    stored_rows: dict[str, dict[str, Any]] = {}
-    pending = []
-    for task in tasks:
-        cached = store.get_row(STORE_NAMESPACE, task.key)
-        if cached is None:
-            pending.append(task)
-        else:
-            stored_rows[task.roi_id] = cached
+    cached = store.get_rows(STORE_NAMESPACE, [task.key for task in tasks])
+    stored_rows = {task.roi_id: cached[task.key] for task in tasks if task.key in cached}
+    pending = [task for task in tasks if task.key not in cached]
     n_cached = len(stored_rows)
 
-    outcomes = _compute(pending, resolved, store_root, workers, scheduler)
     rows_by_roi = {row["roi_id"]: row for row in table.to_dict("records")}
     n_computed = 0
-    with tqdm(total=len(tasks), initial=n_cached, desc="radiomic features", unit="ROI", disable=not progress) as bar:
-        for outcome in outcomes:
-            bar.update(1)
-            if outcome["status"] == "ok":
-                stored_rows[outcome["roi_id"]] = outcome["features"]
-                n_computed += 1
-            else:
-                failures.append(_failure(rows_by_roi[outcome["roi_id"]], outcome["stage"], outcome["error"]))
+    try:
+        outcomes = _compute(pending, resolved, workers, scheduler)
+        with tqdm(total=len(tasks), initial=n_cached, desc="radiomic features", unit="ROI", disable=not progress) as bar:
+            for outcome in outcomes:
+                bar.update(1)
+                if outcome["status"] == "ok":
+                    store.put_row(STORE_NAMESPACE, outcome["key"], outcome["row"])
+                    stored_rows[outcome["roi_id"]] = outcome["row"]
+                    n_computed += 1
+                else:
+                    failures.append(_failure(rows_by_roi[outcome["roi_id"]], outcome["stage"], outcome["error"]))
+    finally:
+        store.close()
+        hashes.save()
+    if n_computed:
+        store.consolidate(STORE_NAMESPACE)
 
     features = _assemble_feature_table(table, stored_rows)
+    feature_names = radiomic_feature_columns(features)
     failure_table = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
     provenance = {
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": resolved,
         "settings_sha256": settings_hash,
+        "feature_families": feature_families(resolved).as_dict(),
+        "extraction_convention": EXTRACTION_CONVENTION,
+        "intensity_convention": INTENSITY_CONVENTION,
         "versions": library_versions(),
-        "store": store_root,
+        "store": str(Path(store_dir).resolve()),
         "store_namespace": STORE_NAMESPACE,
-        "feature_names": radiomic_feature_columns(features),
-        "n_features": len(radiomic_feature_columns(features)),
+        "feature_names": feature_names,
+        "n_features": len(feature_names),
         "n_rois": len(table) + n_manifest_rejected,
         "n_succeeded": len(features),
         "n_failed": len(failure_table),
         "n_computed": n_computed,
         "n_cached": n_cached,
+        "n_files_hashed": hashes.n_hashed,
     }
-    result = ExtractionResult(features, failure_table, provenance, n_computed=n_computed, n_cached=n_cached)
+    result = ExtractionResult(features, failure_table, provenance, n_computed=n_computed, n_cached=n_cached,
+                              intensity_profiles=_profile_table(table, stored_rows))
     if strict and result.n_failed:
         raise RuntimeError(
             f"{result.n_failed} case(s) failed radiomic extraction (strict mode); first: "
@@ -437,40 +448,10 @@ def _assemble_feature_table(table: pd.DataFrame, stored_rows: Mapping[str, Mappi
     return frame
 
 
-def write_extraction_outputs(result: ExtractionResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write the feature table (Parquet and CSV), the failures table and the provenance JSON.
-
-    Args:
-        result: what :func:`extract_radiomic_features` returned.
-        out_dir: the folder to write into (created if needed).
-
-    Returns:
-        ``{"features", "features_csv", "failures", "provenance"}`` -> path written.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "features": out / "radiomic_features.parquet",
-        "features_csv": out / "radiomic_features.csv",
-        "failures": out / "failures.csv",
-        "provenance": out / "provenance.json",
-    }
-    result.features.to_parquet(paths["features"], index=False)
-    result.features.to_csv(paths["features_csv"], index=False)
-    result.failures.to_csv(paths["failures"], index=False)
-    paths["provenance"].write_text(json.dumps(result.provenance, indent=2, default=str) + "\n", encoding="utf-8")
-    return paths
-
-
-__all__ = [
-    "ExtractionResult",
-    "FAILURE_COLUMNS",
-    "META_COLUMNS",
-    "PROVENANCE_COLUMNS",
-    "STORE_NAMESPACE",
-    "compute_roi_into_store",
-    "extract_radiomic_features",
-    "library_versions",
-    "write_extraction_outputs",
-    "radiomic_feature_columns",
-]
+def _profile_table(table: pd.DataFrame, stored_rows: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """roi_id, modality and the parsed intensity profile of every extracted ROI, in cohort order."""
+    records = []
+    for row in table[table["roi_id"].isin(stored_rows)].itertuples(index=False):
+        profile = stored_rows[row.roi_id].get(PROFILE_COLUMN)
+        records.append({"roi_id": row.roi_id, "modality": row.modality, **(json.loads(profile) if profile else {})})
+    return pd.DataFrame(records)

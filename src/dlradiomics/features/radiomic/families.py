@@ -1,0 +1,194 @@
+"""The feature families dlradiomics adds around PyRadiomics, read from a parameter mapping.
+
+They live in the ``dlradiomics`` section of a PyRadiomics parameter mapping (see
+:mod:`dlradiomics.features.radiomic.params`), for example::
+
+    dlradiomics:
+      peritumoral: {width_px: 12, width_mm: 3.0}   # a band around the lesion, features "peri_..."
+      log: {sigmas: [1.0, 2.0, 4.0]}               # 2D Laplacian of Gaussian images
+      wavelet: {name: coif1}                       # the four 2D stationary wavelet sub-bands
+      normalisation: {US: none, MG: roi_zscore}    # per modality, applied before every family
+
+Each family is ``None`` (off) unless its key is given; with the section absent only the lesion's
+features on the original image are computed, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dlradiomics.features.radiomic.params import FAMILIES_SECTION
+
+# Per-image intensity normalisations. None of them learns anything from other images, so none
+# needs fitting inside training folds:
+# - "none": the intensities as io reads them (the bit-depth convention only);
+# - "roi_zscore": (I - mean of the lesion) / standard deviation of the lesion, times 100 so that
+#   PyRadiomics' bin width keeps a useful scale (about 24 bins of width 25 over +-3 SD);
+# - "image_percentile": the image's 1st..99th percentile mapped linearly onto 0..255.
+NORMALISATIONS = ("none", "roi_zscore", "image_percentile")
+
+
+class FamilySettingsError(ValueError):
+    """A ``dlradiomics`` section that cannot be used; the message names the key and the value."""
+
+
+@dataclass(frozen=True)
+class PeritumoralRing:
+    """A band around the lesion, clipped to the image; its features are prefixed ``peri_``.
+
+    Args:
+        width_px: the band's width in pixels, used when the image has no physical spacing
+            (PNG, JPEG, TIFF: see :attr:`dlradiomics.io.RoiImage.spacing_unit`).
+        width_mm: the band's width in millimetres, used when the image carries its spacing
+            (DICOM, NIfTI, NRRD); ``None`` uses ``width_px`` for those too.
+    """
+
+    width_px: float = 12.0
+    width_mm: float | None = None
+
+    def __post_init__(self) -> None:
+        _require_positive("peritumoral.width_px", self.width_px)
+        if self.width_mm is not None:
+            _require_positive("peritumoral.width_mm", self.width_mm)
+
+
+@dataclass(frozen=True)
+class LaplacianOfGaussian:
+    """2D Laplacian of Gaussian images, one per sigma.
+
+    Args:
+        sigmas: Gaussian widths in the image's spacing unit (millimetres where the spacing is
+            known, else pixels), as PyRadiomics' ``LoG`` image type takes them.
+    """
+
+    sigmas: tuple[float, ...] = (1.0, 2.0, 4.0)
+
+    def __post_init__(self) -> None:
+        if not self.sigmas:
+            raise FamilySettingsError("log.sigmas: give at least one sigma, e.g. [1.0, 2.0, 4.0]")
+        for sigma in self.sigmas:
+            _require_positive("log.sigmas", sigma)
+
+
+@dataclass(frozen=True)
+class Wavelet:
+    """The 2D stationary (undecimated) wavelet sub-bands LL, LH, HL and HH of one level.
+
+    Args:
+        name: a PyWavelets discrete wavelet (``coif1`` is PyRadiomics' default).
+    """
+
+    name: str = "coif1"
+
+    def __post_init__(self) -> None:
+        import pywt
+
+        if self.name not in pywt.wavelist(kind="discrete"):
+            raise FamilySettingsError(
+                f"wavelet.name: {self.name!r} is not a discrete PyWavelets wavelet (e.g. coif1, db2, haar, sym4)"
+            )
+
+
+@dataclass(frozen=True)
+class FeatureFamilies:
+    """Which families to compute besides the lesion's features on the original image.
+
+    Args:
+        peritumoral: the ring around the lesion, or ``None``.
+        log: Laplacian of Gaussian images, or ``None``.
+        wavelet: wavelet sub-bands, or ``None``.
+        normalisation: modality -> one of :data:`NORMALISATIONS`; modalities not named get "none".
+    """
+
+    peritumoral: PeritumoralRing | None = None
+    log: LaplacianOfGaussian | None = None
+    wavelet: Wavelet | None = None
+    normalisation: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for modality, method in self.normalisation.items():
+            if method not in NORMALISATIONS:
+                raise FamilySettingsError(
+                    f"normalisation.{modality}: {method!r} is not one of {', '.join(NORMALISATIONS)}"
+                )
+
+    def normalisation_for(self, modality: str | None) -> str:
+        """The normalisation of ``modality`` (matched case-insensitively); "none" if not named."""
+        wanted = (modality or "").strip().upper()
+        for name, method in self.normalisation.items():
+            if name.strip().upper() == wanted:
+                return method
+        return "none"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The families as plain values (the ``dlradiomics`` section), for provenance."""
+        section: dict[str, Any] = {}
+        if self.peritumoral is not None:
+            section["peritumoral"] = asdict(self.peritumoral)
+        if self.log is not None:
+            section["log"] = {"sigmas": list(self.log.sigmas)}
+        if self.wavelet is not None:
+            section["wavelet"] = asdict(self.wavelet)
+        if self.normalisation:
+            section["normalisation"] = dict(self.normalisation)
+        return section
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> FeatureFamilies:
+        """Parse the ``dlradiomics`` section of a parameter mapping (absent: no families).
+
+        Raises:
+            FamilySettingsError: an unknown key or a value that is not allowed, named.
+        """
+        section = params.get(FAMILIES_SECTION) or {}
+        if not isinstance(section, Mapping):
+            raise FamilySettingsError(f"{FAMILIES_SECTION}: expected a mapping, got {type(section).__name__}")
+        _refuse_unknown(FAMILIES_SECTION, section, ("peritumoral", "log", "wavelet", "normalisation"))
+        return cls(
+            peritumoral=_build(PeritumoralRing, "peritumoral", section.get("peritumoral"), ("width_px", "width_mm")),
+            log=_build_log(section.get("log")),
+            wavelet=_build(Wavelet, "wavelet", section.get("wavelet"), ("name",)),
+            normalisation=_normalisation(section.get("normalisation")),
+        )
+
+
+def _require_positive(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise FamilySettingsError(f"{key}: {value!r} must be a positive number")
+
+
+def _refuse_unknown(where: str, mapping: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(mapping) - set(allowed))
+    if unknown:
+        raise FamilySettingsError(f"{where}: unknown key(s) {unknown}; expected {', '.join(allowed)}")
+
+
+def _build(kind: type, key: str, value: Any, allowed: tuple[str, ...]):
+    if value is None or value is False:
+        return None
+    if value is True:
+        return kind()
+    if not isinstance(value, Mapping):
+        raise FamilySettingsError(f"{FAMILIES_SECTION}.{key}: expected a mapping or true, got {value!r}")
+    _refuse_unknown(f"{FAMILIES_SECTION}.{key}", value, allowed)
+    return kind(**dict(value))
+
+
+def _build_log(value: Any) -> LaplacianOfGaussian | None:
+    if isinstance(value, Mapping) and "sigmas" in value:
+        _refuse_unknown(f"{FAMILIES_SECTION}.log", value, ("sigmas",))
+        sigmas = value["sigmas"]
+        if not isinstance(sigmas, (list, tuple)):
+            raise FamilySettingsError(f"log.sigmas: expected a list of numbers, got {sigmas!r}")
+        return LaplacianOfGaussian(sigmas=tuple(sigmas))
+    return _build(LaplacianOfGaussian, "log", value, ("sigmas",))
+
+
+def _normalisation(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise FamilySettingsError(f"normalisation: expected a mapping modality -> method, got {value!r}")
+    return {str(modality): str(method) for modality, method in value.items()}

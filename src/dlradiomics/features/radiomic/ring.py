@@ -1,0 +1,53 @@
+"""The peritumoral ring: a band of tissue around the lesion, clipped to the image."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from dlradiomics.features.radiomic.families import PeritumoralRing
+
+PERITUMORAL_PREFIX = "peri_"
+
+
+def ring_width(ring: PeritumoralRing, spacing_unit: str) -> tuple[float, str]:
+    """The band's width for one image: in millimetres where the spacing is known and a width in mm
+    is set, else in pixels.
+
+    Args:
+        ring: the family's settings.
+        spacing_unit: ``"mm"`` or ``"pixel"`` (:attr:`dlradiomics.io.RoiImage.spacing_unit`).
+
+    Returns:
+        ``(width, unit)`` with unit ``"mm"`` or ``"pixel"``.
+    """
+    if spacing_unit == "mm" and ring.width_mm is not None:
+        return float(ring.width_mm), "mm"
+    return float(ring.width_px), "pixel"
+
+
+def ring_for(lesion: np.ndarray, spacing: tuple[float, float], spacing_unit: str, ring: PeritumoralRing) -> np.ndarray:
+    """The ring mask of one ROI under the family's settings (see :func:`peritumoral_ring_mask`)."""
+    width, unit = ring_width(ring, spacing_unit)
+    sampling = spacing if unit == "mm" else (1.0, 1.0)
+    return peritumoral_ring_mask(lesion, sampling, width)
+
+
+def peritumoral_ring_mask(lesion: np.ndarray, spacing: tuple[float, float], width: float) -> np.ndarray:
+    """Pixels outside the lesion whose centre lies within ``width`` of a lesion pixel's centre.
+
+    The distance is Euclidean in the spacing's unit (an anisotropic pixel grid gives a band of
+    equal physical width), and the band stops at the image border.
+
+    Args:
+        lesion: 2D 0/1 lesion mask.
+        spacing: pixel spacing (row, col), in the unit of ``width``.
+        width: the band's width.
+
+    Returns:
+        2D uint8 0/1 mask of the ring; empty when the lesion fills the image.
+    """
+    outside = lesion == 0
+    # Distance of each pixel outside the lesion to the nearest lesion pixel.
+    distance = ndimage.distance_transform_edt(outside, sampling=spacing)
+    return (outside & (distance <= width)).astype(np.uint8)
