@@ -141,8 +141,21 @@ def one_slice_volume(array: np.ndarray, spacing: tuple[float, float]) -> sitk.Im
     return volume
 
 
+def _mask_bounding_box(mask: np.ndarray) -> tuple[slice, slice]:
+    """The smallest (rows, cols) window holding every mask pixel; the whole array if there is none."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return slice(None), slice(None)
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
 def _execute(extractor: RadiomicsFeatureExtractor, image: np.ndarray, mask: np.ndarray,
              spacing: tuple[float, float], where: str) -> dict[str, float]:
+    # PyRadiomics crops to the mask's bounding box itself (no padding without resampling, and
+    # filtered images arrive filtered already); cropping first gives the same features without
+    # its label statistics, mask checks and copies running over the whole image.
+    window = _mask_bounding_box(mask)
+    image, mask = image[window], mask[window]
     try:
         # io's masks are 0/1 whatever the file's labels were, so the lesion is label 1.
         result = extractor.execute(one_slice_volume(image, spacing), one_slice_volume(mask, spacing), label=1)
