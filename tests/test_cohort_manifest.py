@@ -171,7 +171,7 @@ def test_spreadsheet_csv_with_byte_order_mark(study):
 
 def test_unparseable_manifest_file_is_a_manifest_error(study):
     (study / "broken.yaml").write_text("rows: [unclosed\n")
-    with pytest.raises(ManifestError, match=r"(?s)broken.yaml.*file: cannot parse"):
+    with pytest.raises(ManifestError, match=r"(?s)broken.yaml.*file: not valid YAML: .*line 2"):
         read_manifest(study / "broken.yaml")
     with pytest.raises(ManifestError, match="manifest file not found"):
         read_manifest(study / "absent.csv")

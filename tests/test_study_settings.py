@@ -28,7 +28,9 @@ def test_example_study_is_valid_and_resolves_paths(tmp_path):
 @pytest.mark.parametrize(
     ("mapping", "expected"),
     [
-        ({"cohort": {"manifest": "m.csv", "modalities": ["US", "CT"]}}, ["cohort.modalities.1", "'CT'", "'MRI'"]),
+        ({"cohort": {"manifest": "m.csv", "modalities": ["US", "U.S."]}}, ["cohort.modalities.1", "'U.S.'", "letters, digits"]),
+        ({"cohort": {"manifest": "m.csv", "modalities": ["US", " us"]}}, ["cohort.modalities", "more than once"]),
+        ({"cohort": {"manifest": "m.csv"}, "qa": {"allow_duplicate": True}}, ["qa.allow_duplicate", "unknown key"]),
         ({"cohort": {"manifest": "m.csv"}, "classifiers": ["svm", "tree"]}, ["classifiers.1", "'tree'", "'lightgbm'"]),
         ({"cohort": {"manifest": "m.csv"}, "cv": {"outer_folds": 1}}, ["cv.outer_folds", "value 1", "greater than or equal to 2"]),
         ({"cohort": {"manifest": "m.csv"}, "fusion": ["late"]}, ["fusion.0", "'late'", "'stacking'"]),
@@ -45,6 +47,31 @@ def test_errors_name_the_key_the_value_and_what_is_allowed(tmp_path, mapping, ex
     assert str(path) in message
     for fragment in expected:
         assert fragment in message
+
+
+def test_modalities_are_free_names_in_the_canonical_spelling(tmp_path):
+    path = _write(tmp_path, {"cohort": {"manifest": "m.csv", "modalities": [" us ", "mri_t2", "DCE", "Dbt"]}})
+    assert StudySettings.from_yaml(path).cohort.modalities == ["US", "MRI_T2", "DCE", "DBT"]
+
+
+def test_a_billion_laughs_study_file_is_refused_at_once(tmp_path):
+    import time
+
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]" for a, b in zip("abcdefgh", "bcdefghi")]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    started = time.perf_counter()
+    with pytest.raises(StudySettingsError, match="alias bomb"):
+        StudySettings.from_yaml(path)
+    assert time.perf_counter() - started < 2
+
+
+def test_a_key_given_twice_is_refused_not_overwritten(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text("cohort: {manifest: m.csv}\ncv: {outer_folds: 3}\ncv: {outer_folds: 10}\n")
+    with pytest.raises(StudySettingsError, match="'cv' appears twice.*lines 2 and 3"):
+        StudySettings.from_yaml(path)
 
 
 def test_fold_column_and_split_file_are_exclusive(tmp_path):

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dlradiomics.io.atomic import write_atomic, write_bytes_atomic, write_json_atomic
+
 BUNDLE_FORMAT_VERSION = 1
 MODEL_FILE = "model.skops"
 METADATA_FILE = "bundle.json"
@@ -191,11 +193,12 @@ def save_bundle(path: str | Path, model: Any, *, threshold: float, feature_colum
     refused = [name for name in skops.io.get_untrusted_types(data=payload) if not is_trusted_type(name)]
     if refused:
         raise BundleError(f"{folder / MODEL_FILE}: the model holds types a bundle may not load: {refused}")
-    (folder / MODEL_FILE).write_bytes(payload)
+    write_bytes_atomic(folder / MODEL_FILE, payload)
     if tensors:
         from safetensors.numpy import save_file
 
-        save_file({name: np.ascontiguousarray(value) for name, value in tensors.items()}, str(folder / WEIGHTS_FILE))
+        arrays = {name: np.ascontiguousarray(value) for name, value in tensors.items()}
+        write_atomic(folder / WEIGHTS_FILE, lambda temporary: save_file(arrays, str(temporary)))
     metadata = {
         "format_version": BUNDLE_FORMAT_VERSION,
         "versions": _library_versions(),
@@ -206,7 +209,7 @@ def save_bundle(path: str | Path, model: Any, *, threshold: float, feature_colum
         "level": level,
         "settings": settings or {},
     }
-    (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
+    write_json_atomic(folder / METADATA_FILE, metadata, default=str)
     return folder
 
 

@@ -32,26 +32,22 @@ def embed(
 
     One row per ROI: roi_id, patient_id, modality, image, mask, label, then deep_0000... An ROI that cannot be read or cropped is listed in OUT/failures.csv and the rest goes on.
     """  # noqa: E501  (one line per paragraph: the help screen wraps it to the terminal)
-    from dlradiomics.cohort import ManifestError, read_manifest
-    from dlradiomics.features.deep.backbones import BackboneWeightsError
+    from dlradiomics.cli.boundary import prepare_output_folder
+    from dlradiomics.cohort import read_manifest
     from dlradiomics.features.deep.embeddings import compute_embeddings, embedding_failures, write_embeddings
+    from dlradiomics.study.preflight import check_backbone, check_output_folder
 
-    try:
-        cohort = read_manifest(manifest)
-    except ManifestError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+    cohort = read_manifest(manifest)
+    cohort.raise_for_file_problems()
+    network = check_backbone(backbone, weights, setting="--backbone")
+    out = prepare_output_folder(out)
+    store_dir = check_output_folder(store if store is not None else out / "store", what="feature store (--store)")
     for problem in cohort.problems:
         typer.echo(f"skipped: {problem}", err=True)
-    try:
-        result = compute_embeddings(
-            cohort, backbone, None if weights.lower() == "none" else weights,
-            store_dir=store if store is not None else out / "store", batch_size=batch_size, margin=margin,
-            device=device, crops_dir=out / "crops" if save_crops else None,
-        )
-    except (ValueError, BackboneWeightsError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+    result = compute_embeddings(
+        cohort, network, store_dir=store_dir, batch_size=batch_size, margin=margin,
+        device=device, crops_dir=out / "crops" if save_crops else None,
+    )
     paths = write_embeddings(result, out)
     failures = embedding_failures(result)
     typer.echo(f"{len(result)} ROIs embedded with {backbone} ({result.attrs['weights_id']}), "

@@ -41,19 +41,19 @@ def extract(
 
     A second run computes only what is missing, so an interrupted run resumes where it stopped.
     """  # noqa: E501  (one line per paragraph: the help screen wraps it to the terminal)
-    from dlradiomics.cohort import ManifestError, read_manifest
+    from dlradiomics.cli.boundary import prepare_output_folder
+    from dlradiomics.cohort import read_manifest
     from dlradiomics.features.radiomic import extract_radiomic_features, write_extraction_outputs
+    from dlradiomics.study.preflight import check_dask_scheduler, check_output_folder, check_radiomics_params
 
-    try:
-        cohort = read_manifest(manifest)
-        whole_file_problems = [problem for problem in cohort.problems if problem.row is None]
-        if whole_file_problems:
-            # No row can be trusted (a required column is missing, say): nothing to extract.
-            raise ManifestError(str(manifest), whole_file_problems)
-    except ManifestError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
-    store_dir = store if store is not None else out / "store"
+    # Everything that can fail without computing anything fails first: inputs, then where outputs go.
+    cohort = read_manifest(manifest)
+    cohort.raise_for_file_problems()  # no row can be trusted (a required column is missing, say)
+    check_radiomics_params(params, setting="--params")
+    if scheduler is not None:
+        check_dask_scheduler(scheduler)
+    out = prepare_output_folder(out)
+    store_dir = check_output_folder(store if store is not None else out / "store", what="feature store (--store)")
     result = extract_radiomic_features(
         cohort, store_dir, params=params, n_jobs=jobs, scheduler=scheduler, progress=progress
     )

@@ -36,37 +36,40 @@ def gradcam(
     """  # noqa: E501  (one line per paragraph: the help screen wraps it to the terminal)
     import skops.io
 
-    from dlradiomics.cohort import ManifestError, read_manifest
-    from dlradiomics.features.deep.backbones import BackboneWeightsError, create_backbone
+    from dlradiomics.cli.boundary import prepare_output_folder
+    from dlradiomics.cohort import read_manifest
     from dlradiomics.features.deep.embeddings import compute_embeddings
     from dlradiomics.features.deep.gradcam import grad_cam_cohort
     from dlradiomics.features.deep.head import EmbeddingHeadClassifier
     from dlradiomics.features.deep.preprocessing import CropSettings
+    from dlradiomics.io.atomic import write_atomic, write_csv_atomic
+    from dlradiomics.study.preflight import PreflightError, check_backbone, check_output_folder
 
-    try:
-        cohort = read_manifest(manifest)
-        network = create_backbone(backbone, None if weights.lower() == "none" else weights)
-    except (ManifestError, BackboneWeightsError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
-    out.mkdir(parents=True, exist_ok=True)
+    cohort = read_manifest(manifest)
+    cohort.raise_for_file_problems()
+    unknown = sorted(set(roi or []) - set(cohort.table["roi_id"]))
+    if unknown:
+        raise PreflightError(f"--roi {', '.join(unknown[:5])}: no such roi_id among the manifest's usable rows "
+                             f"(roi_id is patient/modality/image-stem, e.g. P1/US/scan)")
+    network = check_backbone(backbone, weights, setting="--backbone")
+    out = prepare_output_folder(out)
+    store_dir = check_output_folder(store if store is not None else out / "store", what="feature store (--store)")
     if head is not None:
         # Only our own estimator type may be rebuilt from the file: skops refuses anything else.
-        fitted_head = skops.io.load(head, trusted=[_HEAD_TYPE])
+        try:
+            fitted_head = skops.io.load(head, trusted=[_HEAD_TYPE])
+        except Exception as error:  # skops raises many types for a file that is not its own
+            raise PreflightError(f"--head {head}: not a head written by `dlradiomics gradcam`: "
+                                 f"{type(error).__name__}: {error}") from None
     else:
-        embeddings = compute_embeddings(cohort, network, store_dir=store if store is not None else out / "store",
-                                        margin=margin)
+        embeddings = compute_embeddings(cohort, network, store_dir=store_dir, margin=margin)
         fitted_head = EmbeddingHeadClassifier(epochs=epochs).fit(embeddings.filter(regex=r"^deep_\d+$").to_numpy(),
                                                                  embeddings["label"].to_numpy())
-        skops.io.dump(fitted_head, out / "head.skops")
+        write_atomic(out / "head.skops", lambda temporary: skops.io.dump(fitted_head, temporary))
     roi_ids = roi if roi else cohort.table["roi_id"].head(limit).tolist()
-    try:
-        table = grad_cam_cohort(cohort, network, fitted_head, out / "overlays", roi_ids=roi_ids,
-                                settings=CropSettings(margin=margin))
-    except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
-    table.to_csv(out / "gradcam.csv", index=False)
+    table = grad_cam_cohort(cohort, network, fitted_head, out / "overlays", roi_ids=roi_ids,
+                            settings=CropSettings(margin=margin))
+    write_csv_atomic(table, out / "gradcam.csv")
     done = table[table["error"].isna()]
     typer.echo(f"{len(done)} overlays in {out / 'overlays'}; median share of heatmap on the lesion "
                f"{done['lesion_mass_fraction'].median():.2f} (lesion area share {done['lesion_area_fraction'].median():.2f}).")

@@ -25,26 +25,55 @@ def init(path: Path = typer.Argument(Path("study.yaml"), help="Where to write th
 @app.command()
 def run(study: Path = typer.Argument(..., help="The study YAML file."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")) -> None:
-    """Run a study: QA, features, nested CV grid, final model, Grad-CAM and the report."""
-    from dlradiomics.cohort import ManifestError
-    from dlradiomics.study.runner import Study
-    from dlradiomics.study.settings import StudySettingsError
+    """Run a study: QA, features, nested CV grid, final model, Grad-CAM and the report.
 
-    try:
-        result = Study.from_yaml(study).run(progress=progress)
-    except (StudySettingsError, ManifestError) as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(2) from None
-    typer.echo(f"report: {result.report_path}\nmodel bundle: {result.bundle_path}\nrun folder: {result.run_dir}")
+    Before any work, the study is checked as a whole (output folder writable, PyRadiomics settings, backbone and weights, modalities present, both classes, folds against patients per class); a problem stops it at once with what to change. Every manifest row the study does not use is counted and named here and in the report.
+    """  # noqa: E501  (one line per paragraph: the help screen wraps it to the terminal)
+    from dlradiomics.cli.boundary import note_output_folder
+    from dlradiomics.study.runner import Study
+    from dlradiomics.study.settings import StudySettings
+
+    settings = StudySettings.from_yaml(study)
+    note_output_folder(settings.output)
+    result = Study(settings).run(progress=progress)
+    _print_outcome(result)
+    typer.echo(f"report: {result.report_path}\nrun folder: {result.run_dir}")
+    if result.bundle_path is None:
+        typer.echo(f"error: the study finished without a model: {no_model_reason(result.results)}. The report "
+                   "lists every configuration with its note.", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"model bundle: {result.bundle_path}")
+
+
+def _print_outcome(result) -> None:
+    """The preflight warnings and the manifest rows the study did not use."""
+    from dlradiomics.study.accounting import unused_summary
+
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    for line in unused_summary(result.unused_rows, total_rows=result.n_manifest_rows):
+        typer.echo(line, err=True)
+
+
+def no_model_reason(results) -> str:
+    """Why no configuration of a grid completed, from its results table (`status`, `note`)."""
+    if results is None or len(results) == 0:
+        return "the grid had no configuration to run"
+    notes = results.get("note")
+    reasons = notes.dropna().astype(str).value_counts() if notes is not None else []
+    shown = "; ".join(f"{reason} ({count}x)" for reason, count in list(reasons.items())[:3])
+    return f"none of its {len(results)} configuration(s) could be fitted" + (f": {shown}" if shown else "")
 
 
 @app.command()
 def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for the demo's runs and store."),
          progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")) -> None:
     """Run the embedded demo study (offline, a few minutes on 2 cores) to a report."""
+    from dlradiomics.cli.boundary import prepare_output_folder
     from dlradiomics.demo.demo import run_demo
 
-    result = run_demo(out, progress=progress)
+    result = run_demo(prepare_output_folder(out), progress=progress)
+    _print_outcome(result)
     typer.echo(f"report: {result.report_path}\nmodel bundle: {result.bundle_path}")
 
 
@@ -54,14 +83,17 @@ def predict(bundle: Path = typer.Argument(..., help="A model bundle folder (runs
             out: Path = typer.Option(Path("predictions"), "--out", help="Folder for predictions.csv and Grad-CAM."),
             gradcam: bool = typer.Option(True, "--gradcam/--no-gradcam", help="Write Grad-CAM overlays.")) -> None:
     """Predict new patients with a saved model: probability, class, per-modality parts, Grad-CAM."""
-    from dlradiomics.bundle import BundleError, load_bundle
+    from dlradiomics.bundle import load_bundle
+    from dlradiomics.cli.boundary import prepare_output_folder
+    from dlradiomics.io.safe_yaml import read_text_file
 
-    try:
-        loaded = load_bundle(bundle)
-    except BundleError as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(2) from None
+    # Checked before the bundle is applied: an unreadable manifest or a read-only --out fails now.
+    loaded = load_bundle(bundle)
+    read_text_file(manifest, what="manifest")
+    prepare_output_folder(out)
     predictions = loaded.predict(manifest, out_dir=out, gradcam=gradcam)
     failed = predictions["reason"].astype(bool).sum()
     typer.echo(f"{len(predictions) - failed} patients predicted, {failed} with a reason instead; "
                f"see {out / 'predictions.csv'}")
+    for row in predictions[predictions["reason"].astype(bool)].itertuples():
+        typer.echo(f"  no prediction for patient {row.patient_id}: {row.reason}", err=True)

@@ -8,7 +8,7 @@ Public API: :func:`read_manifest`, :func:`write_manifest`, :class:`Cohort`, :cla
 from dlradiomics.cohort.cohort import Cohort, load_row_roi
 from dlradiomics.cohort.labels import parse_label
 from dlradiomics.cohort.loaders import breastdm_manifest, bus_bra_manifest, busi_manifest, mini_mias_manifest
-from dlradiomics.cohort.manifest import read_manifest, write_manifest
+from dlradiomics.cohort.manifest import read_manifest, read_manifest_table, write_manifest
 from dlradiomics.cohort.problems import ManifestError, ManifestProblem
 
 __all__ = [
@@ -22,5 +22,6 @@ __all__ = [
     "load_row_roi",
     "parse_label",
     "read_manifest",
+    "read_manifest_table",
     "write_manifest",
 ]

@@ -26,6 +26,8 @@ class Cohort:
         rejected: the rows excluded by a problem, as given, with ``row`` and ``problems`` columns.
         root: folder that relative paths were resolved against.
         source: where the manifest came from (a file path or a description).
+        source_rows: the 1-based manifest row of each row of ``table`` (same order), so that a
+            good row the study does not use can be named by its row; empty when unknown.
     """
 
     table: pd.DataFrame
@@ -33,6 +35,7 @@ class Cohort:
     rejected: pd.DataFrame = field(default_factory=pd.DataFrame)
     root: Path = Path(".")
     source: str = "<table>"
+    source_rows: list[int] = field(default_factory=list)
 
     @classmethod
     def from_table(
@@ -57,7 +60,8 @@ class Cohort:
         """
         root_path = Path(os.path.abspath(os.path.expanduser(root)))
         result = validate_rows(frame, root_path, check_images=check_images)
-        return cls(table=result.table, problems=result.problems, rejected=result.rejected, root=root_path, source=source)
+        return cls(table=result.table, problems=result.problems, rejected=result.rejected, root=root_path, source=source,
+                   source_rows=result.rows)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -80,6 +84,15 @@ class Cohort:
         """
         if self.problems:
             raise ManifestError(self.source, self.problems)
+
+    def raise_for_file_problems(self) -> None:
+        """Raise :class:`ManifestError` for problems of the whole file (a missing column, say): no row is usable.
+
+        Problems of single rows are left to the caller, which reports them and goes on with the rest.
+        """
+        whole_file = [problem for problem in self.problems if problem.row is None]
+        if whole_file:
+            raise ManifestError(self.source, whole_file)
 
     def load_roi(self, roi_id: str) -> RoiImage:
         """Read the image and mask of one row.

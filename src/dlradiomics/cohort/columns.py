@@ -9,3 +9,6 @@ COLUMN_ALIASES = {"site": "group"}
 PATH_COLUMNS = ("image", "mask")
 TABLE_COLUMNS = ("roi_id",) + REQUIRED_COLUMNS + OPTIONAL_TEXT_COLUMNS + OPTIONAL_INTEGER_COLUMNS
 KNOWN_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_TEXT_COLUMNS + OPTIONAL_INTEGER_COLUMNS + (FOLD_COLUMN,)
+# Set by the CSV reader on a row it could not split into the header's columns; validation turns a
+# non-empty value into a problem of that row and never keeps the column.
+PARSE_PROBLEM_COLUMN = "__parse_problem__"

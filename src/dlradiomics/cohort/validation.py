@@ -22,22 +22,29 @@ from dlradiomics.cohort.columns import (
     KNOWN_COLUMNS,
     OPTIONAL_INTEGER_COLUMNS,
     OPTIONAL_TEXT_COLUMNS,
+    PARSE_PROBLEM_COLUMN,
     PATH_COLUMNS,
     REQUIRED_COLUMNS,
     TABLE_COLUMNS,
 )
 from dlradiomics.cohort.labels import ACCEPTED_LABELS, LABEL_NAMES, parse_label
+from dlradiomics.cohort.modalities import canonical_modality, modality_name_problem
 from dlradiomics.cohort.problems import ManifestProblem
 from dlradiomics.io import ImageReadError, file_stem, load_roi
 
 
 @dataclass
 class ValidatedRows:
-    """The outcome of validation: good rows (normalised), rejected rows (as given) and problems."""
+    """The outcome of validation: good rows (normalised), rejected rows (as given) and problems.
+
+    ``rows`` holds the 1-based manifest row of each good row, so that a row left out later (another
+    modality, failed features) can still be named by its row number.
+    """
 
     table: pd.DataFrame
     rejected: pd.DataFrame
     problems: list[ManifestProblem]
+    rows: list[int]
 
 
 def text_value(value: Any) -> str:
@@ -101,18 +108,28 @@ def validate_rows(frame: pd.DataFrame, root: Path, *, check_images: bool = False
         ``problems`` column; the list of every problem found.
     """
     frame = normalise_columns(frame.reset_index(drop=True))
-    file_problems = _column_problems(frame)
+    parse_problems = frame.pop(PARSE_PROBLEM_COLUMN) if PARSE_PROBLEM_COLUMN in frame else None
+    file_problems = column_problems(frame)
     if file_problems:
         rejected = frame.assign(problems="; ".join(f"{p.column}: {p.message}" for p in file_problems))
-        return ValidatedRows(_empty_table(), rejected, file_problems)
+        return ValidatedRows(_empty_table(), rejected, file_problems, [])
 
     patients = [text_value(v) for v in frame["patient_id"]]
     log = _ProblemLog(patients)
-    clean = pd.DataFrame({"patient_id": patients, "modality": [text_value(v) for v in frame["modality"]]})
-    for column in ("patient_id", "modality"):
-        for index, value in enumerate(clean[column]):
-            if not value:
-                log.add(index, column, "missing value")
+    parse_problems = list(parse_problems) if parse_problems is not None else [""] * len(frame)
+    for index, problem in enumerate(parse_problems):
+        if problem:
+            log.add(index, "", problem)
+    # Modality names are free; one canonical spelling makes "us", " Us " and "US" one modality.
+    modalities = [text_value(v) for v in frame["modality"]]
+    clean = pd.DataFrame({"patient_id": patients, "modality": [canonical_modality(v) for v in modalities]})
+    for index, value in enumerate(patients):
+        if not value:
+            log.add(index, "patient_id", "missing value")
+    for index, value in enumerate(modalities):
+        problem = modality_name_problem(value)
+        if problem:
+            log.add(index, "modality", problem)
     for column in PATH_COLUMNS:
         clean[column] = _resolved_paths(frame[column], column, root, log)
     clean["label"] = _parsed_labels(frame["label"], log)
@@ -126,10 +143,21 @@ def validate_rows(frame: pd.DataFrame, root: Path, *, check_images: bool = False
     _report_label_conflicts(clean, log)
     if check_images:
         _report_unreadable(clean, log)
+    for index, problem in enumerate(parse_problems):
+        if problem:
+            # The cells of a row that did not split into the header's columns sit under the wrong
+            # names: what validation made of them is noise; the one real problem is the split.
+            log.by_row[index] = [ManifestProblem(index + 1, patients[index] or None, "", problem)]
     return _split_rows(frame, clean, log)
 
 
-def _column_problems(frame: pd.DataFrame) -> list[ManifestProblem]:
+def column_problems(frame: pd.DataFrame) -> list[ManifestProblem]:
+    """Problems of the header: no known column at all (no header line?), a required one missing, one repeated."""
+    if not any(column in frame.columns for column in REQUIRED_COLUMNS):
+        found = ", ".join(repr(str(column)) for column in list(frame.columns)[:6])
+        return [ManifestProblem(None, None, "", f"no column is named {', '.join(REQUIRED_COLUMNS)}: the first line "
+                                f"must be the header naming the columns (it reads {found}); add the header line "
+                                f"{','.join(REQUIRED_COLUMNS)}")]
     problems = [
         ManifestProblem(None, None, column, "required column is missing")
         for column in REQUIRED_COLUMNS
@@ -149,7 +177,9 @@ def _resolved_paths(values: pd.Series, column: str, root: Path, log: _ProblemLog
             resolved.append("")
             continue
         path = resolve_path(value, root)
-        if not os.path.isfile(path):
+        if os.path.isdir(path):
+            log.add(index, column, f"{column} is a folder, not a file: {path}")
+        elif not os.path.isfile(path):
             log.add(index, column, f"{column} file not found: {path}")
         resolved.append(path)
     return resolved
@@ -193,7 +223,8 @@ def _split_rows(frame: pd.DataFrame, clean: pd.DataFrame, log: _ProblemLog) -> V
     rejected.insert(0, "row", [index + 1 for index in bad])
     rejected["problems"] = ["; ".join(f"{p.column}: {p.message}" for p in log.by_row[index]) for index in bad]
     problems = [problem for index in bad for problem in log.by_row[index]]
-    return ValidatedRows(table.reset_index(drop=True), rejected.reset_index(drop=True), problems)
+    rows = [int(index) + 1 for index in np.flatnonzero(good)]
+    return ValidatedRows(table.reset_index(drop=True), rejected.reset_index(drop=True), problems, rows)
 
 
 def _empty_table() -> pd.DataFrame:
@@ -228,8 +259,8 @@ def _report_duplicates(clean: pd.DataFrame, log: _ProblemLog) -> None:
     key_columns = ["patient_id", "modality", "image", "mask", "mask_label", "slice"]
     first_seen: dict[tuple, int] = {}
     for index, key in enumerate(clean[key_columns].astype(object).itertuples(index=False, name=None)):
-        if not key[2]:
-            continue
+        if not key[0] or not key[2]:
+            continue  # a row without patient or image is reported for that already
         if key in first_seen:
             log.add(index, "image", f"duplicate of row {first_seen[key] + 1} (same patient, modality, image and mask)")
         else:

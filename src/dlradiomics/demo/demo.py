@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
+from dlradiomics.io.atomic import write_yaml_atomic
 
 DEMO_DATA = Path(__file__).with_name("data")
 DEMO_MANIFEST = DEMO_DATA / "manifest.csv"
@@ -44,12 +44,8 @@ def write_demo_study(out_dir: str | Path) -> Path:
     Returns:
         The study file's path.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "demo_study.yaml"
-    path.write_text("# The embedded demo's study file (written by `dlradiomics demo`).\n"
-                    + yaml.safe_dump(DEMO_STUDY, sort_keys=False), encoding="utf-8")
-    return path
+    return write_yaml_atomic(Path(out_dir) / "demo_study.yaml", DEMO_STUDY,
+                             header="# The embedded demo's study file (written by `dlradiomics demo`).\n")
 
 
 def run_demo(out_dir: str | Path = "demo-output", *, progress: bool = True):

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from dlradiomics.io.errors import ImageReadError
+from dlradiomics.io.plausibility import implausible_roi
 from dlradiomics.io.readers import ImageArray, file_suffix, read_image
 from dlradiomics.io.roi import RoiImage
 
@@ -98,6 +99,13 @@ def roi_from_arrays(
         raise ImageReadError(
             mask_path, f"mask is empty{where} ({label}; size {lesion_plane.shape})", kind="empty_mask"
         )
+    raw_mask_plane = mask.array[chosen] if chosen is not None and mask.array.ndim == 3 else mask.array
+    implausible = implausible_roi(image_plane, raw_mask_plane, lesion_plane)
+    if implausible is not None:
+        kind, explanation = implausible
+        raise ImageReadError(image_path if kind == "non_finite_pixels" else mask_path,
+                             f"{explanation} (image {image_path})" if kind != "non_finite_pixels" else explanation,
+                             kind=kind)
     return RoiImage(
         image=image_plane.astype(np.float32),
         mask=lesion_plane.astype(np.uint8),

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, roc_auc_score  # noqa: E402
 
 from dlradiomics.evaluation.curves import calibration_table, decision_curve, roc_table  # noqa: E402
+from dlradiomics.io.atomic import write_png_atomic  # noqa: E402
 
 FIGURE_SIZE = (6.0, 4.6)
 
@@ -113,6 +114,8 @@ def calibration_figure(predictions: pd.DataFrame, configurations: Sequence[str],
 
 
 def save_figure(figure: Figure, path) -> None:
-    """Save a figure as PNG and free its memory (reports draw many)."""
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    """Save a figure as PNG (atomically) and free its memory (reports draw many)."""
+    try:
+        write_png_atomic(figure, path, dpi=110)
+    finally:
+        plt.close(figure)

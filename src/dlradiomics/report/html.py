@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from dlradiomics.io.atomic import write_csv_atomic, write_text_atomic
+
 REPORT_FILE = "report.html"
 MAX_ROWS_SHOWN = 400  # the long results table can be huge; the CSV keeps every row
 
@@ -106,7 +108,7 @@ def write_report(out_dir: str | Path, *, title: str, opening: str, sections: lis
         for table in section.tables:
             if not re.fullmatch(r"[A-Za-z0-9_-]+", table.name):
                 raise ValueError(f"table name {table.name!r} must use letters, digits, '_' or '-' only")
-            table.frame.to_csv(tables_dir / f"{table.name}.csv", index=False)
+            write_csv_atomic(table.frame, tables_dir / f"{table.name}.csv")
             rendered_tables.append({"name": table.name, "caption": table.caption, "html": _table_html(table.frame)})
         rendered_sections.append({
             "heading": section.heading,
@@ -120,6 +122,4 @@ def write_report(out_dir: str | Path, *, title: str, opening: str, sections: lis
                               autoescape=select_autoescape(["html", "j2"]))
     html = environment.get_template("report.html.j2").render(
         title=title, opening=opening, sections=rendered_sections, footer=footer)
-    report_path = out_dir / REPORT_FILE
-    report_path.write_text(html, encoding="utf-8")
-    return report_path
+    return write_text_atomic(out_dir / REPORT_FILE, html)

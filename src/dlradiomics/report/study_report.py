@@ -86,9 +86,10 @@ def cohort_sections(inputs: StudyReportInputs) -> ReportSection:
         f"{', '.join(sorted(table['modality'].unique()))}. Patients lacking a modality stay in the study: "
         "late fusion (ensemble, stacking) uses the modalities each patient has; early fusion can only score "
         "patients who have every modality of the set, and says how many it could not score.",
-        f"Manifest checks left out {len(inputs.cohort.cohort.problems)} row(s). QA checked {summary.n_rows} rows and "
-        f"flagged {summary.n_flagged}; {len(across)} duplicate or near-duplicate image pair(s) span different "
-        "patients (a pair with different labels is a labelling problem; a pair across train and test leaks).",
+        unused_rows_sentence(getattr(inputs.cohort, "unused", None), len(inputs.cohort.cohort.rejected))
+        + f" QA checked {summary.n_rows} rows and flagged {summary.n_flagged}; {len(across)} duplicate or "
+        "near-duplicate image pair(s) span different patients (a pair with different labels is a labelling problem; "
+        "a pair across train and test leaks).",
     ]
     if inputs.opening:
         paragraphs.insert(0, inputs.opening)
@@ -99,10 +100,26 @@ def cohort_sections(inputs: StudyReportInputs) -> ReportSection:
         tables.append(ReportTable("qa_duplicates_across_patients", "Duplicate images across patients", across))
     if len(problems):
         tables.append(ReportTable("manifest_problems", "Manifest rows left out", problems))
+    unused = getattr(inputs.cohort, "unused", None)
+    if unused is not None and len(unused):
+        tables.append(ReportTable("unused_rows", "Every manifest row this study did not use, and why", unused))
     failures = inputs.features.failures
     if len(failures):
         tables.append(ReportTable("feature_failures", "ROIs whose features could not be computed", failures))
     return ReportSection("Cohort and data quality", paragraphs=paragraphs, tables=tables)
+
+
+def unused_rows_sentence(unused: pd.DataFrame | None, n_rejected: int) -> str:
+    """One sentence counting the manifest rows a study did not use, by reason."""
+    if unused is None:
+        return f"Manifest checks left out {n_rejected} row(s)."
+    if unused.empty:
+        return "Every manifest row was used."
+    counts = unused["stage"].astype(str).str.split(" ", n=1).str[0].value_counts()
+    words = {"manifest": "rejected by the manifest checks", "modality": "of modalities the study does not use",
+             "features": "whose features could not be computed"}
+    parts = ", ".join(f"{count} {words.get(stage, stage)}" for stage, count in counts.items())
+    return f"{len(unused)} manifest row(s) were not used: {parts} (each is listed below with its reason)."
 
 
 def methods_section(inputs: StudyReportInputs) -> ReportSection:

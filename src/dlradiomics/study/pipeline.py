@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from dlradiomics.io.atomic import write_csv_atomic, write_yaml_atomic
+from dlradiomics.study.accounting import manifest_row_of, unused_rows, with_feature_failures
 from dlradiomics.study.features import FeatureTables, compute_feature_tables, feature_kinds_for, model_table_for
-from dlradiomics.study.run_folder import RunFolder, attach_log_file, create_run_folder, write_provenance
+from dlradiomics.study.preflight import preflight_study
+from dlradiomics.study.qa_gate import check_duplicates, duplicate_pairs_across_patients
+from dlradiomics.study.run_folder import (RunFolder, attach_log_file, create_run_folder, mark_run_complete,
+                                          mark_run_failed, write_provenance)
 from dlradiomics.study.runner import StageTimer, StudyResult, cached_frames, table_fingerprint
 from dlradiomics.study.settings import StudySettings
 
@@ -30,12 +34,18 @@ class CohortStage:
         table: its rows of the study's modalities.
         qa_table: per-row QA findings.
         qa_summary: the QA summary (counts, duplicate pairs).
+        unused: every manifest row the study does not use, with the reason
+            (`dlradiomics.study.accounting.UNUSED_COLUMNS`).
+        duplicates: duplicate image pairs across patients among the study's rows (only when the
+            study allows them; otherwise they stop it).
     """
 
     cohort: Any
     table: pd.DataFrame
     qa_table: pd.DataFrame
     qa_summary: Any
+    unused: pd.DataFrame = field(default_factory=pd.DataFrame)
+    duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -59,22 +69,33 @@ def load_cohort(settings: StudySettings) -> CohortStage:
     """Read and check the manifest, keep the study's modalities, and run QA.
 
     Raises:
-        ValueError: when no row of the study's modalities is left.
+        PreflightError: when, once the images are opened, a modality has no usable row left or the
+            folds no longer fit the classes.
+        DuplicateImagesError: the same image under two patients, in a study that does not allow it.
     """
     from dlradiomics.cohort import read_manifest
     from dlradiomics.cohort.qa import run_qa
+    from dlradiomics.study.preflight import check_classes_and_folds, check_modalities_present
 
     cohort = read_manifest(settings.cohort.manifest, check_images=True)
     for problem in cohort.problems:
         logger.warning("manifest problem (row left out): %s", problem)
+    # Opening the images may have rejected more rows than the preflight saw: check again.
+    check_modalities_present(cohort, settings.cohort.modalities)
     table = cohort.table[cohort.table["modality"].isin(settings.cohort.modalities)].reset_index(drop=True)
-    if table.empty:
-        raise ValueError(f"{settings.cohort.manifest}: no usable row of modalities {settings.cohort.modalities} "
-                         f"(found {sorted(cohort.table['modality'].unique())})")
-    qa_table, qa_summary = run_qa(cohort)
+    check_classes_and_folds(table, settings, [])
+    unused = unused_rows(cohort, settings.cohort.modalities)
+    for record in unused[unused["stage"] == "modality"].itertuples():
+        logger.warning("row %s (%s) left out: %s", record.row, record.roi_id, record.reason)
+    qa_table, qa_summary = run_qa(cohort, near_duplicate_distance=settings.qa.near_duplicate_distance)
+    duplicates = duplicate_pairs_across_patients(qa_summary, table["roi_id"])
+    check_duplicates(duplicates, allowed=settings.qa.allow_duplicates, distance=settings.qa.near_duplicate_distance)
+    if len(duplicates):
+        logger.warning("%d duplicate image pair(s) across patients, allowed by qa.allow_duplicates", len(duplicates))
     logger.info("cohort: %d images of %d patients; QA flagged %d rows", len(table), table["patient_id"].nunique(),
                 qa_summary.n_flagged)
-    return CohortStage(cohort=cohort, table=table, qa_table=qa_table, qa_summary=qa_summary)
+    return CohortStage(cohort=cohort, table=table, qa_table=qa_table, qa_summary=qa_summary, unused=unused,
+                       duplicates=duplicates)
 
 
 def resolved_radiomics_params(settings: StudySettings) -> dict:
@@ -254,29 +275,38 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
     from dlradiomics.study.explain import fit_gradcam_heads, write_gradcam_overlays
 
     timer = StageTimer(progress)
+    # Everything that can be checked without opening an image, before a run folder exists.
+    preflight = preflight_study(settings)
+    for warning in preflight.warnings:
+        timer.console.print(f"[yellow]warning[/yellow]: {warning}")
     run = create_run_folder(settings.output)
     handler = attach_log_file(run)
     try:
         logger.info("study %s: run folder %s", settings.name, run.root)
+        for warning in preflight.warnings:
+            logger.warning("preflight: %s", warning)
         with timer.stage("cohort and QA"):
             cohort_stage = load_cohort(settings)
             write_provenance(run, settings.to_yaml_dict(), cohort_stage.table, settings.cohort.manifest)
-            cohort_stage.qa_table.to_csv(run.root / "qa.csv", index=False)
+            write_csv_atomic(cohort_stage.qa_table, run.root / "qa.csv")
         radiomics_params = resolved_radiomics_params(settings)
         params_file = run.root / "radiomics_params.yaml"
-        params_file.write_text(yaml.safe_dump(radiomics_params, sort_keys=True), encoding="utf-8")
+        write_yaml_atomic(params_file, radiomics_params, sort_keys=True)
         kinds = feature_kinds_for(settings.feature_sources)
         with timer.stage(f"features ({' and '.join(kinds)}, through the store)"):
             features = compute_feature_tables(cohort_stage.table, kinds, store_dir=settings.store,
                                               radiomics_params=params_file, backbone=settings.deep.backbone,
                                               weights=settings.deep.weights, n_jobs=settings.n_jobs,
                                               progress=progress)
-            features.failures.to_csv(run.root / "feature_failures.csv", index=False)
+            write_csv_atomic(features.failures, run.root / "feature_failures.csv")
+            cohort_stage.unused = with_feature_failures(cohort_stage.unused, features.failures, cohort_stage.table,
+                                                        manifest_row_of(cohort_stage.cohort))
+            write_csv_atomic(cohort_stage.unused, run.root / "unused_rows.csv")
         store = FeatureStore(settings.store)
         with timer.stage("experiment grid (nested, patient-grouped CV)", spinner=True):
             grid, grid_cached = run_grid_cached(settings, features, cohort_stage.table, store)
-            grid.fold_table.to_csv(run.root / "folds.csv", index=False)
-            grid.oof.to_csv(run.root / "oof_predictions.csv", index=False)
+            write_csv_atomic(grid.fold_table, run.root / "folds.csv")
+            write_csv_atomic(grid.oof, run.root / "oof_predictions.csv")
         canary = None
         if settings.report.canary:
             with timer.stage("permuted-label canary", spinner=True):
@@ -300,9 +330,15 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
                 settings=settings, run=run, cohort=cohort_stage, features=features, grid=grid, canary=canary,
                 final=final, gallery=gallery, opening=opening or settings.report.note, grid_cached=grid_cached,
                 stage_seconds=dict(timer.seconds)))
+        mark_run_complete(run)
         return StudyResult(run_dir=run.root, report_path=report_path,
                            bundle_path=final.bundle_path if final else None, results=grid.results,
-                           best=final.configuration if final else None, stage_seconds=dict(timer.seconds))
+                           best=final.configuration if final else None, stage_seconds=dict(timer.seconds),
+                           unused_rows=cohort_stage.unused, warnings=list(preflight.warnings),
+                           n_manifest_rows=len(cohort_stage.cohort.table) + len(cohort_stage.cohort.rejected))
+    except BaseException as error:
+        mark_run_failed(run, error)
+        raise
     finally:
         logging.getLogger("dlradiomics").removeHandler(handler)
         handler.close()

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import yaml
 
+from dlradiomics.io.atomic import write_csv_atomic
+
 if TYPE_CHECKING:
     from dlradiomics.bundle import ModelBundle
 
@@ -32,11 +34,11 @@ def read_new_patients(manifest: str | Path):
     Returns:
         `(cohort, has_labels)`.
     """
-    from dlradiomics.cohort import Cohort, read_manifest
+    from dlradiomics.cohort import Cohort, read_manifest, read_manifest_table
 
     manifest = Path(manifest)
     if manifest.suffix.lower() == ".csv":
-        frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+        frame = read_manifest_table(manifest)  # refuses binary, latin-1, empty files with a clear reason
         if "label" not in frame.columns:
             frame["label"] = PLACEHOLDER_LABEL
             return Cohort.from_table(frame, manifest.parent, check_images=True, source=str(manifest)), False
@@ -126,13 +128,12 @@ def predict_manifest(bundle: ModelBundle, manifest: str | Path, *, out_dir: str 
 
     if out_dir is not None:
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        predictions.to_csv(out / "predictions.csv", index=False)
+        write_csv_atomic(predictions, out / "predictions.csv")
         if gradcam and bundle.tensors:
             from dlradiomics.study.explain import write_gradcam_overlays
 
             overlays = write_gradcam_overlays(
                 table[table["patient_id"].astype(str).isin(predictable)], out / "gradcam", tensors=bundle.tensors,
                 backbone=settings.get("backbone", "efficientnet_lite0"), weights=settings.get("weights", "imagenet"))
-            overlays.to_csv(out / "gradcam.csv", index=False)
+            write_csv_atomic(overlays, out / "gradcam.csv")
     return predictions

@@ -2,25 +2,36 @@
 
 A reader of a result must be able to tell exactly what produced it: these files are written
 before any computation starts, so even a failed run leaves its provenance behind.
+
+A run folder says whether it finished: ``status.json`` holds ``running`` from the start,
+``complete`` only once every output is written (and then a ``COMPLETE`` file appears too), or
+``failed`` with the error, whose traceback is in ``run.log``. A folder still ``running`` whose
+process is gone was killed. Every file is written atomically (`dlradiomics.io.atomic`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-import yaml
+
+from dlradiomics.io.atomic import write_csv_atomic, write_json_atomic, write_text_atomic, write_yaml_atomic
 
 RECORDED_PACKAGES = ("dlradiomics", "numpy", "scipy", "pandas", "scikit-learn", "xgboost-cpu", "lightgbm",
                      "pyradiomics-bhklab", "SimpleITK", "torch", "torchvision", "timm", "grad-cam", "skops")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+STATUS_FILE = "status.json"
+COMPLETE_MARKER = "COMPLETE"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,11 @@ class RunFolder:
         """The fitted final model bundle."""
         return self.root / "model"
 
+    @property
+    def status_file(self) -> Path:
+        """`status.json`: running, complete or failed (with the error)."""
+        return self.root / STATUS_FILE
+
 
 def create_run_folder(output_dir: Path, now: datetime | None = None) -> RunFolder:
     """Create `output_dir/runs/<UTC timestamp>/` (with a suffix if that name is taken).
@@ -73,7 +89,57 @@ def create_run_folder(output_dir: Path, now: datetime | None = None) -> RunFolde
         candidate = runs / f"{stamp}-{suffix}"
     candidate.mkdir()
     (candidate / "figures").mkdir()
-    return RunFolder(candidate)
+    run = RunFolder(candidate)
+    _write_status(run, "running")
+    return run
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_status(run: RunFolder, status: str, **details: Any) -> None:
+    previous = read_run_status(run.root) if run.status_file.exists() else {}
+    record = {"status": status, "started_utc": previous.get("started_utc", _now()), "pid": os.getpid(), **details}
+    if status != "running":
+        record["finished_utc"] = _now()
+    write_json_atomic(run.status_file, record)
+
+
+def read_run_status(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The status record of a run folder (``{"status": "unknown"}`` when it has none).
+
+    Args:
+        folder: the run folder.
+    """
+    path = Path(folder) / STATUS_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"status": "unknown"}
+
+
+def mark_run_complete(run: RunFolder) -> None:
+    """Mark the run finished: call it only after its last output is written."""
+    _write_status(run, "complete")
+    write_text_atomic(run.root / COMPLETE_MARKER, f"completed {_now()}\n")
+    logger.info("run complete: %s", run.root)
+
+
+def mark_run_failed(run: RunFolder, error: BaseException) -> None:
+    """Mark the run failed: the error in `status.json`, its traceback in `run.log`.
+
+    Never raises: a failure to record the failure (a full disk, say) must not hide the error itself.
+    """
+    summary = f"{type(error).__name__}: {error}".strip()
+    try:
+        logger.error("run failed: %s", summary, exc_info=(type(error), error, error.__traceback__))
+    except Exception:  # noqa: BLE001 - see the docstring
+        pass
+    try:
+        _write_status(run, "failed", error=summary)
+    except OSError:
+        pass
 
 
 def library_versions() -> dict[str, str]:
@@ -98,13 +164,13 @@ def write_provenance(run: RunFolder, settings: dict, cohort_table: pd.DataFrame,
     """
     from dlradiomics.io import sha256_file
 
-    (run.root / "settings.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
-    (run.root / "versions.json").write_text(json.dumps(library_versions(), indent=2), encoding="utf-8")
+    write_yaml_atomic(run.root / "settings.yaml", settings)
+    write_json_atomic(run.root / "versions.json", library_versions())
     rows = [{"roi_id": "(manifest)", "file": str(manifest_path), "sha256": sha256_file(manifest_path)}]
     for _, row in cohort_table.iterrows():
         for column in ("image", "mask"):
             rows.append({"roi_id": row["roi_id"], "file": str(row[column]), "sha256": sha256_file(row[column])})
-    pd.DataFrame(rows).to_csv(run.root / "input_hashes.csv", index=False)
+    write_csv_atomic(pd.DataFrame(rows), run.root / "input_hashes.csv")
 
 
 def attach_log_file(run: RunFolder) -> logging.Handler:

@@ -36,6 +36,9 @@ class StudyResult:
         results: the long results table (one row per configuration).
         best: the configuration chosen by inner CV, with its out-of-fold metrics.
         stage_seconds: wall time of each stage.
+        unused_rows: every manifest row the study did not use, with the reason.
+        warnings: what the preflight checks found that did not stop the study.
+        n_manifest_rows: rows in the manifest.
     """
 
     run_dir: Path
@@ -44,6 +47,9 @@ class StudyResult:
     results: pd.DataFrame
     best: pd.Series | None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    unused_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    warnings: list[str] = field(default_factory=list)
+    n_manifest_rows: int = 0
 
 
 class Study:

@@ -8,12 +8,17 @@ researcher editing YAML needs to know which line to fix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Modality = Literal["US", "MG", "MRI"]
+from dlradiomics.cohort.modalities import checked_modality
+from dlradiomics.io.atomic import write_text_atomic
+from dlradiomics.io.safe_yaml import YamlInputError, load_yaml_file
+
+# A free name (US, MG and MRI are the conventions; MRI_T2, DCE, DBT work alike), in the canonical
+# spelling the cohort uses, so " us " in a study file matches "US" in a manifest.
+Modality = Annotated[str, AfterValidator(checked_modality)]
 ClassifierName = Literal[
     "svm", "knn", "rf", "extra_trees", "xgboost", "lightgbm", "logistic"
 ]
@@ -21,6 +26,7 @@ FeatureSource = Literal["radiomic", "deep", "dlr"]
 FusionStrategy = Literal["single", "early", "ensemble", "stacking"]
 ThresholdRule = Literal["youden", "sensitivity"]
 
+STUDY_FILE_MAX_BYTES = 1024 * 1024
 ALL_CLASSIFIERS: tuple[str, ...] = (
     "svm", "knn", "rf", "extra_trees", "xgboost", "lightgbm", "logistic"
 )
@@ -46,6 +52,29 @@ class CohortSettings(_Section):
 
     manifest: Path
     modalities: list[Modality] = Field(default_factory=lambda: ["US"], min_length=1)
+
+    @field_validator("modalities")
+    @classmethod
+    def _each_once(cls, modalities: list[str]) -> list[str]:
+        repeated = sorted({name for name in modalities if modalities.count(name) > 1})
+        if repeated:
+            raise ValueError(f"modality {repeated[0]} is listed more than once (names match case-insensitively)")
+        return modalities
+
+
+class QaSettings(_Section):
+    """What data QA may let through.
+
+    Args:
+        allow_duplicates: run even when the same image (or a near-identical one) appears under
+            two patients; the report then lists every pair. By default such a cohort stops the
+            study: a duplicate on both sides of a fold split inflates every AUC.
+        near_duplicate_distance: the largest perceptual-hash distance (of 64 bits) at which two
+            images count as near-duplicates.
+    """
+
+    allow_duplicates: bool = False
+    near_duplicate_distance: int = Field(4, ge=0, le=64)
 
 
 class PeritumoralSettings(_Section):
@@ -223,6 +252,7 @@ class StudySettings(_Section):
     Args:
         name: a short name, used in the report title.
         cohort: patients and modalities.
+        qa: what data QA may let through (duplicates across patients).
         radiomics: PyRadiomics settings.
         deep: backbone for deep features.
         selection: feature selection.
@@ -240,6 +270,7 @@ class StudySettings(_Section):
 
     name: str = "study"
     cohort: CohortSettings
+    qa: QaSettings = QaSettings()
     radiomics: RadiomicsSettings = RadiomicsSettings()
     deep: DeepSettings = DeepSettings()
     selection: SelectionSettings = SelectionSettings()
@@ -291,11 +322,12 @@ class StudySettings(_Section):
         """
         path = Path(path).expanduser().resolve()
         if not path.is_file():
-            raise StudySettingsError(f"{path}: study file not found")
+            raise StudySettingsError(f"{path}: study file not found" + (" (it is a folder)" if path.is_dir() else ""))
         try:
-            mapping = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as error:
-            raise StudySettingsError(f"{path}: not valid YAML: {error}") from None
+            # Sizes, aliases and repeated keys are limited: a study file is a few dozen lines.
+            mapping = load_yaml_file(path, what="study file", max_bytes=STUDY_FILE_MAX_BYTES)
+        except YamlInputError as error:
+            raise StudySettingsError(str(error)) from None
         settings = cls.from_mapping(mapping, source=str(path), base_dir=path.parent)
         return settings.model_copy(update={"source_path": path})
 
@@ -341,7 +373,4 @@ def write_example_study(path: str | Path) -> Path:
     Returns:
         The written path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(EXAMPLE_STUDY.read_text(encoding="utf-8"), encoding="utf-8")
-    return path
+    return write_text_atomic(path, EXAMPLE_STUDY.read_text(encoding="utf-8"))

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dlradiomics.io.atomic import write_png_atomic
+
 logger = logging.getLogger("dlradiomics.cohort.loaders")
 
 MANIFEST_FIRST_COLUMNS = ["patient_id", "modality", "image", "mask", "label"]
@@ -47,6 +49,4 @@ def write_binary_mask(path: Path, mask: np.ndarray) -> Path:
     """Save a lesion mask as an 8-bit PNG holding 0 and 255 (viewable, and read back as non-zero = lesion)."""
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(path)
-    return path
+    return write_png_atomic(Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)), path)

@@ -16,10 +16,10 @@ import pandas as pd
 from dlradiomics.cohort.cohort import Cohort
 from dlradiomics.cohort.qa.checks import QA_COLUMNS, check_rows
 from dlradiomics.cohort.qa.duplicates import duplicate_pairs, flag_duplicates
-from dlradiomics.cohort.qa.flags import QA_FLAGS
+from dlradiomics.cohort.qa.flags import QA_FLAGS, flag_column
 from dlradiomics.cohort.qa.summary import QaSummary, write_qa_report
 
-__all__ = ["QA_FLAGS", "QaSummary", "run_qa", "write_qa_report"]
+__all__ = ["QA_FLAGS", "QaSummary", "flag_column", "run_qa", "write_qa_report"]
 
 
 def run_qa(

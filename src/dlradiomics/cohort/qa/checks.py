@@ -20,7 +20,8 @@ QA_COLUMNS = [
     "exact_duplicates", "near_duplicates", "flags", "error",
 ]  # fmt: skip
 
-_READ_ERROR_FLAGS = {"size_mismatch", "empty_mask", "label_missing", "bad_slice"}
+_READ_ERROR_FLAGS = {"size_mismatch", "empty_mask", "label_missing", "bad_slice", "mask_is_image", "swapped_image_mask",
+                     "full_frame_mask", "inverted_mask", "non_finite_pixels"}
 
 
 def check_rows(rows: list[dict], tiny_mask_pixels: int, n_jobs: int) -> list[dict]:
@@ -66,11 +67,12 @@ def _check_files(row: dict, record: dict, tiny_mask_pixels: int) -> None:
         pixels = np.ascontiguousarray(image.array, dtype=np.float64)
         # Hash the decoded pixels with their shape, so the same picture in another file format matches.
         record["pixel_sha256"] = hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes()).hexdigest()
-        record["image_min"], record["image_max"] = float(pixels.min()), float(pixels.max())
+        finite = bool(np.isfinite(pixels).all())
+        record["image_min"], record["image_max"] = float(np.nanmin(pixels)), float(np.nanmax(pixels))
         if record["image_min"] == record["image_max"]:
             record["flags"].append("flat_image")
-        if image.array.ndim == 2:
-            record["phash"] = _phash(image.array)
+        if image.array.ndim == 2 and finite:
+            record["phash"] = _phash(image.array)  # NaN pixels have no perceptual hash (reading flags them)
     if mask is not None:
         record["mask_rows"], record["mask_cols"] = mask.array.shape[-2:]
     if image is None or mask is None:

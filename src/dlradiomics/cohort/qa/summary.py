@@ -10,6 +10,7 @@ import pandas as pd
 
 from dlradiomics.cohort.problems import ManifestProblem
 from dlradiomics.cohort.qa.flags import QA_FLAGS
+from dlradiomics.io.atomic import write_csv_atomic, write_text_atomic
 
 
 @dataclass
@@ -81,9 +82,8 @@ def write_qa_report(table: pd.DataFrame, summary: QaSummary, out_dir: str | os.P
         The paths written, by name.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"table": out / "qa.csv", "duplicates": out / "qa_duplicates.csv", "summary": out / "qa_summary.md"}
-    table.to_csv(paths["table"], index=False)
-    summary.duplicate_pairs.to_csv(paths["duplicates"], index=False)
-    paths["summary"].write_text(summary.to_markdown(), encoding="utf-8")
+    write_csv_atomic(table, paths["table"])
+    write_csv_atomic(summary.duplicate_pairs, paths["duplicates"])
+    write_text_atomic(paths["summary"], summary.to_markdown())
     return paths

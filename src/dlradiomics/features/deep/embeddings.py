@@ -20,6 +20,7 @@ import torch
 
 from dlradiomics.features.deep.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
 from dlradiomics.features.deep.preprocessing import CropSettings, DEFAULT_MARGIN, PreparedRoi, prepare_roi, save_crop_png
+from dlradiomics.io.atomic import write_csv_atomic, write_json_atomic, write_parquet_atomic
 from dlradiomics.store import FeatureStore, content_key
 
 logger = logging.getLogger(__name__)
@@ -265,8 +266,6 @@ def write_embeddings(result: pd.DataFrame, out_dir: str | os.PathLike[str]) -> d
         Paths by kind: ``embeddings`` (``deep_{backbone}.parquet``), ``failures`` (CSV) and
         ``provenance`` (JSON: backbone, weights, preprocessing, library versions).
     """
-    import json
-
     import torchvision
 
     out = Path(out_dir)
@@ -274,12 +273,12 @@ def write_embeddings(result: pd.DataFrame, out_dir: str | os.PathLike[str]) -> d
     backbone = result.attrs.get("backbone", "deep")
     paths = {"embeddings": out / f"deep_{backbone}.parquet", "failures": out / "failures.csv",
              "provenance": out / "provenance.json"}
-    result.reset_index(drop=True).to_parquet(paths["embeddings"], index=False)
-    embedding_failures(result).to_csv(paths["failures"], index=False)
+    write_parquet_atomic(result.reset_index(drop=True), paths["embeddings"])
+    write_csv_atomic(embedding_failures(result), paths["failures"])
     provenance = {"backbone": backbone, "weights_id": result.attrs.get("weights_id"),
                   "preprocessing": result.attrs.get("preprocessing"), "n_rois": len(result),
                   "torch": torch.__version__, "torchvision": torchvision.__version__}
-    paths["provenance"].write_text(json.dumps(provenance, indent=2))
+    write_json_atomic(paths["provenance"], provenance)
     return paths
 
 

@@ -18,6 +18,7 @@ from torch import nn
 from dlradiomics.features.deep.backbones import Backbone
 from dlradiomics.features.deep.head import EmbeddingHeadClassifier
 from dlradiomics.features.deep.preprocessing import CropSettings, prepare_roi
+from dlradiomics.io.atomic import write_png_atomic
 
 MALIGNANT_CLASS = 1
 
@@ -117,10 +118,7 @@ def save_overlay(result: GradCamResult, path: str | os.PathLike[str], *, outline
     overlay = show_cam_on_image(rgb_crop, result.heatmap, use_rgb=True)
     if outline_lesion:
         overlay[find_boundaries(result.mask > 0, mode="inner")] = 255
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(overlay).save(path)
-    return path
+    return write_png_atomic(Image.fromarray(overlay), path)
 
 
 GRADCAM_COLUMNS = ["roi_id", "patient_id", "label", "probability", "lesion_mass_fraction",

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as functional
 
+from dlradiomics.io.atomic import write_png_atomic
+
 DEFAULT_MARGIN = 0.1
 
 
@@ -149,7 +151,4 @@ def save_crop_png(crop: np.ndarray, path: str | os.PathLike[str]) -> Path:
     """
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.round(np.clip(crop, 0.0, 1.0) * 255).astype(np.uint8)).save(path)
-    return path
+    return write_png_atomic(Image.fromarray(np.round(np.clip(crop, 0.0, 1.0) * 255).astype(np.uint8)), path)

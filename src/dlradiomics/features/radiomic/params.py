@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
+from dlradiomics.io.safe_yaml import YamlInputError, load_yaml_file
 
 DEFAULT_PARAMS_PATH = Path(__file__).with_name("params") / "radiomics_2d.yaml"
 
@@ -43,9 +43,10 @@ def _read_yaml(path: str | os.PathLike[str]) -> RadiomicsParams:
     if not path.is_file():
         raise FileNotFoundError(f"PyRadiomics parameter file {path} does not exist")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"PyRadiomics parameter file {path} is not valid YAML: {error}") from error
+        # The safe reader refuses alias bombs, repeated keys and binary files with a clear reason.
+        loaded = load_yaml_file(path, what="PyRadiomics parameter file", max_bytes=1024 * 1024)
+    except YamlInputError as error:
+        raise ValueError(f"PyRadiomics parameter file {error}") from error
     if not isinstance(loaded, dict):
         raise ValueError(f"PyRadiomics parameter file {path} must hold a mapping, got {type(loaded).__name__}")
     return loaded

@@ -1,0 +1,107 @@
+"""Every manifest row a study does not use, with the reason: nothing is dropped without a word.
+
+A row can be left out because the manifest checks rejected it (a missing file, an unknown
+label ...), because its modality is not one the study names, or because its features could not be
+computed. :func:`unused_rows` lists the first two kinds from the cohort, :func:`with_feature_failures`
+adds the third; the run prints the count and the first rows on the terminal and the report shows
+the whole table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+UNUSED_COLUMNS = ["row", "roi_id", "patient_id", "modality", "stage", "reason"]
+
+
+def unused_rows(cohort: Any, study_modalities: Sequence[str]) -> pd.DataFrame:
+    """The manifest rows rejected by its checks and the good rows of modalities the study leaves out.
+
+    Args:
+        cohort: the validated ``dlradiomics.cohort.Cohort`` (all modalities).
+        study_modalities: the study's modalities (canonical names).
+
+    Returns:
+        One row per unused manifest row (``UNUSED_COLUMNS``), in manifest order.
+    """
+    from dlradiomics.cohort.modalities import canonical_modality
+
+    records = []
+    rejected = cohort.rejected
+    if len(rejected) and "row" in rejected:
+        for _, row in rejected.iterrows():
+            records.append({"row": int(row["row"]), "roi_id": None,
+                            "patient_id": _text(row.get("patient_id")),
+                            "modality": canonical_modality(row.get("modality", "")) or None,
+                            "stage": "manifest", "reason": str(row.get("problems", ""))})
+    table = cohort.table
+    rows = list(cohort.source_rows) if len(cohort.source_rows) == len(table) else [None] * len(table)
+    wanted = set(study_modalities)
+    listed = ", ".join(study_modalities)
+    for row_number, (_, row) in zip(rows, table.iterrows()):
+        if row["modality"] not in wanted:
+            records.append({"row": row_number, "roi_id": row["roi_id"], "patient_id": row["patient_id"],
+                            "modality": row["modality"], "stage": "modality",
+                            "reason": f"modality {row['modality']} is not among the study's modalities ({listed})"})
+    frame = pd.DataFrame(records, columns=UNUSED_COLUMNS)
+    return frame.sort_values("row", kind="stable", na_position="last").reset_index(drop=True)
+
+
+def manifest_row_of(cohort: Any) -> dict[str, int]:
+    """The manifest row of each good row, by ``roi_id``."""
+    if len(cohort.source_rows) != len(cohort.table):
+        return {}
+    return dict(zip(cohort.table["roi_id"], cohort.source_rows))
+
+
+def with_feature_failures(unused: pd.DataFrame, failures: pd.DataFrame, table: pd.DataFrame,
+                          row_of: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """Add the study rows whose features could not be computed.
+
+    Args:
+        unused: what :func:`unused_rows` gave.
+        failures: the feature failures (``roi_id, patient_id, stage, error``).
+        table: the study's cohort rows (``roi_id``, ``modality``), for each failure's modality.
+        row_of: the manifest row of each ``roi_id`` (:func:`manifest_row_of`); rows left blank without.
+    """
+    if failures is None or failures.empty:
+        return unused
+    modality_of = dict(zip(table["roi_id"], table["modality"]))
+    row_of = dict(row_of or {})
+    records = [{"row": row_of.get(failure.roi_id), "roi_id": failure.roi_id, "patient_id": failure.patient_id,
+                "modality": modality_of.get(failure.roi_id), "stage": f"features ({failure.stage})",
+                "reason": str(failure.error)} for failure in failures.itertuples()]
+    added = pd.DataFrame(records, columns=UNUSED_COLUMNS)
+    return pd.concat([unused, added], ignore_index=True) if len(unused) else added
+
+
+def unused_summary(unused: pd.DataFrame, *, total_rows: int, shown: int = 10) -> list[str]:
+    """Lines for the terminal: how many rows were not used, by stage, and the first few by row.
+
+    Args:
+        unused: the unused rows.
+        total_rows: rows in the manifest.
+        shown: how many rows to name one by one.
+    """
+    if unused.empty:
+        return [f"every one of the {total_rows} manifest rows was used"]
+    counts = unused["stage"].str.split(" ", n=1).str[0].value_counts()
+    by_stage = ", ".join(f"{count} by {stage}" for stage, count in counts.items())
+    lines = [f"{len(unused)} of {total_rows} manifest rows not used ({by_stage}):"]
+    for record in unused.head(shown).itertuples():
+        where = f"row {record.row}" if pd.notna(record.row) else str(record.roi_id)
+        who = f", patient {record.patient_id}" if isinstance(record.patient_id, str) and record.patient_id else ""
+        lines.append(f"  - {where}{who}: {record.reason}")
+    if len(unused) > shown:
+        lines.append(f"  ... and {len(unused) - shown} more (unused_rows.csv in the run folder; the report lists all)")
+    return lines
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None

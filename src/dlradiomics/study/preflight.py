@@ -1,0 +1,322 @@
+"""Checks that run before any expensive work: a study (or a command) that cannot succeed stops at once.
+
+A study used to find out after minutes of feature extraction that its output folder was read-only,
+its backbone unknown, its PyRadiomics parameter file invalid, its folds more numerous than its
+benign patients, or that a modality it asked for was absent from the manifest. :func:`preflight_study`
+checks all of that in seconds, from the settings and the manifest alone (no image is opened), and
+raises :class:`PreflightError` naming the setting, the value and what to change. The checks that
+commands share (an output folder, a parameter file, a backbone, a Dask scheduler) are functions of
+their own.
+
+Problems that do not stop a study (a modality too small for its own single-modality models, whose
+configurations the grid then skips with a note) come back as warnings, to be shown on the terminal
+and written to the run's log.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from dlradiomics.io.atomic import check_writable_folder
+
+SCHEDULER_TIMEOUT_SECONDS = 3.0
+DEFAULT_DASK_PORT = 8786
+
+
+class PreflightError(ValueError):
+    """A study or command that cannot succeed; the message names the setting, the value and the fix."""
+
+
+@dataclass
+class PreflightReport:
+    """What the checks found that does not stop the study.
+
+    Args:
+        cohort: the manifest read without opening images (``dlradiomics.cohort.Cohort``).
+        warnings: one sentence each, for the terminal and the run's log.
+    """
+
+    cohort: Any
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_output_folder(path: str | os.PathLike[str], *, what: str = "output folder") -> Path:
+    """Create ``path`` and prove it writable (see `dlradiomics.io.atomic.check_writable_folder`)."""
+    return check_writable_folder(path, what=what)
+
+
+def check_radiomics_params(params: str | os.PathLike[str] | None, overrides: Mapping[str, Any] | None = None,
+                           *, setting: str = "radiomics.params") -> dict:
+    """Read and validate PyRadiomics settings (file, then overrides) exactly as extraction will.
+
+    Args:
+        params: a parameter file, or ``None`` for the packaged defaults.
+        overrides: settings merged over the file's.
+        setting: how the user gave them, for the message (``--params``, ``radiomics.params``).
+
+    Returns:
+        The complete parameter mapping.
+
+    Raises:
+        PreflightError: the file is missing, not YAML, not a mapping, or PyRadiomics refuses a key.
+    """
+    from dlradiomics.features.radiomic import create_extractor, load_radiomics_params
+
+    where = f"{setting} {params}" if params is not None else "the radiomics overrides"
+    try:
+        resolved = dict(load_radiomics_params(params, overrides=overrides or None))
+        create_extractor(resolved)
+    except (OSError, ValueError, TypeError) as error:
+        raise PreflightError(f"{where}: invalid PyRadiomics settings: {error}; see the PyRadiomics documentation "
+                             "(parameter files) or leave it unset for the package's 2D defaults") from None
+    return resolved
+
+
+def check_backbone(name: str, weights: str | None, *, setting: str = "deep.backbone"):
+    """Build the backbone once, so an unknown name or missing weights stop the study before any work.
+
+    Returns:
+        The built ``Backbone`` (a command can use it instead of building it again).
+
+    Raises:
+        PreflightError: unknown backbone, or its weights cannot be loaded (the message says where
+            to put them).
+    """
+    from dlradiomics.features.deep.backbones import BackboneWeightsError, available_backbones, create_backbone
+
+    if name not in available_backbones():
+        raise PreflightError(f"{setting}: unknown backbone {name!r}; choose one of "
+                             f"{', '.join(available_backbones())} (efficientnet_lite0 runs offline)")
+    try:
+        return create_backbone(name, None if str(weights).lower() == "none" else weights)
+    except BackboneWeightsError as error:
+        raise PreflightError(f"{setting} {name} (weights {weights!r}): {error}") from None
+
+
+def check_dask_scheduler(address: str, *, timeout: float = SCHEDULER_TIMEOUT_SECONDS) -> None:
+    """Open a TCP connection to a Dask scheduler, so that an unreachable one is one line, at once.
+
+    Args:
+        address: ``tcp://host:port`` (``host:port`` and ``host`` alone are accepted; the port
+            defaults to 8786).
+        timeout: seconds to wait.
+
+    Raises:
+        PreflightError: the address is malformed, the host unknown, or nothing answers in time.
+    """
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    fix = ("start the scheduler (`dask scheduler`) and its workers, check the address, or leave out "
+           "--scheduler to use local processes")
+    if parsed.scheme not in ("tcp", "tls") or not parsed.hostname:
+        raise PreflightError(f"--scheduler {address!r}: not a Dask scheduler address; expected tcp://HOST:PORT")
+    try:
+        port = parsed.port or DEFAULT_DASK_PORT
+    except ValueError:
+        raise PreflightError(f"--scheduler {address!r}: the port is not a number") from None
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            pass
+    except socket.gaierror:
+        raise PreflightError(f"--scheduler {address}: unknown host {parsed.hostname!r}; {fix}") from None
+    except (TimeoutError, socket.timeout):
+        raise PreflightError(f"--scheduler {address}: no answer within {timeout:g} s; {fix}") from None
+    except OSError as error:
+        raise PreflightError(f"--scheduler {address}: cannot connect ({error.strerror or error}); {fix}") from None
+
+
+def preflight_study(settings: Any) -> PreflightReport:
+    """Every check a study can pass or fail before its first image is read.
+
+    Args:
+        settings: the validated ``StudySettings``.
+
+    Returns:
+        The manifest (read without images) and the warnings.
+
+    Raises:
+        PreflightError: a setting, the output or store folder, or the cohort rules the study out.
+        ManifestError: the manifest file itself cannot be read.
+    """
+    from dlradiomics.cohort import ManifestError, read_manifest
+    from dlradiomics.study.features import feature_kinds_for
+
+    check_output_folder(settings.output, what="output folder (output:)")
+    check_output_folder(settings.store, what="feature store (store:)")
+    kinds = feature_kinds_for(settings.feature_sources)
+    if "radiomic" in kinds:
+        check_radiomics_params(settings.radiomics.params, settings.radiomics.overrides)
+    if "deep" in kinds:
+        check_backbone(settings.deep.backbone, settings.deep.weights)
+
+    cohort = read_manifest(settings.cohort.manifest)
+    whole_file = [problem for problem in cohort.problems if problem.row is None]
+    if whole_file:
+        raise ManifestError(cohort.source, whole_file)
+    table = study_rows(cohort, settings.cohort.modalities)
+    report = PreflightReport(cohort=cohort)
+    check_modalities_present(cohort, settings.cohort.modalities)
+    check_classes_and_folds(table, settings, report.warnings)
+    return report
+
+
+def study_rows(cohort: Any, modalities: Sequence[str]) -> pd.DataFrame:
+    """The good rows of the study's modalities."""
+    return cohort.table[cohort.table["modality"].isin(list(modalities))].reset_index(drop=True)
+
+
+def check_modalities_present(cohort: Any, modalities: Sequence[str]) -> None:
+    """Every modality the study names must have usable rows; otherwise say what the cohort has.
+
+    Raises:
+        PreflightError: naming each absent modality, the rows of it the manifest rejected, and the
+            modalities the manifest does have.
+    """
+    present = set(cohort.table["modality"])
+    absent = [modality for modality in modalities if modality not in present]
+    if not absent:
+        return
+    rejected = _rejected_by_modality(cohort)
+    details = []
+    for modality in absent:
+        rows = rejected.get(modality, [])
+        details.append(f"{modality} (no usable row" + (f"; rows {_row_list(rows)} were rejected by the manifest "
+                                                       "checks" if rows else "") + ")")
+    have = ", ".join(f"{m} ({n} rows)" for m, n in sorted(cohort.table["modality"].value_counts().items())) or "none"
+    raise PreflightError(
+        f"cohort.modalities names {', '.join(details)}, but the manifest {cohort.source} has usable rows of: {have}. "
+        "Remove the modality from cohort.modalities, or add (or fix) its rows; modality names match "
+        "case-insensitively")
+
+
+def _rejected_by_modality(cohort: Any) -> dict[str, list[int]]:
+    from dlradiomics.cohort.modalities import canonical_modality
+
+    rejected = getattr(cohort, "rejected", None)
+    if rejected is None or rejected.empty or "modality" not in rejected or "row" not in rejected:
+        return {}
+    by_modality: dict[str, list[int]] = {}
+    for row, modality in zip(rejected["row"], rejected["modality"]):
+        by_modality.setdefault(canonical_modality(modality), []).append(int(row))
+    return by_modality
+
+
+def _row_list(rows: Sequence[int], limit: int = 8) -> str:
+    shown = ", ".join(str(row) for row in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def check_classes_and_folds(table: pd.DataFrame, settings: Any, warnings: list[str]) -> None:
+    """Both classes present, and enough patients of each class for the outer and inner folds.
+
+    The whole study must fit its folds (an error otherwise); each modality alone should (a
+    warning otherwise: its single-modality configurations will be skipped).
+
+    Raises:
+        PreflightError: one class only, more folds than patients of a class, a fold column or
+            split file that is missing or leaves a training set with one class.
+    """
+    labels = table.groupby("patient_id")["label"].first()
+    _require_both_classes(labels, "the study's rows")
+    _check_fold_scheme(table, labels, settings, warnings, scope="the study", fatal=True)
+    modalities = list(dict.fromkeys(table["modality"]))
+    if len(modalities) > 1:
+        for modality in modalities:
+            rows = table[table["modality"] == modality]
+            modality_labels = rows.groupby("patient_id")["label"].first()
+            if modality_labels.nunique() < 2:
+                warnings.append(f"modality {modality} has patients of one class only; its single-modality models "
+                                "will be skipped")
+                continue
+            _check_fold_scheme(rows, modality_labels, settings, warnings, scope=f"modality {modality} alone",
+                               fatal=False)
+
+
+def _require_both_classes(labels: pd.Series, scope: str) -> None:
+    counts = labels.value_counts()
+    if len(counts) < 2:
+        only = "benign" if counts.index[0] == 0 else "malignant"
+        raise PreflightError(f"{scope}: all {int(counts.iloc[0])} patients are {only}; a benign-versus-malignant "
+                             "model needs patients of both classes (check the label column and cohort.modalities)")
+
+
+def _check_fold_scheme(table: pd.DataFrame, labels: pd.Series, settings: Any, warnings: list[str], *, scope: str,
+                       fatal: bool) -> None:
+    cv = settings.cv
+    problems: list[str] = []
+    if cv.fold_column is not None or cv.split_file is not None:
+        training_sets = _given_training_sets(table, labels, settings)
+    else:
+        counts = labels.value_counts()
+        n_folds = cv.outer_folds
+        for label, count in counts.items():
+            if count < n_folds:
+                problems.append(f"cv.outer_folds is {n_folds} but {scope} has only {count} {_class(label)} patients "
+                                f"(every outer fold needs at least one of each class); use outer_folds: "
+                                f"{max(2, int(counts.min()))} or fewer, or add patients")
+        # The smallest training set of a stratified k-fold split keeps count - ceil(count / k) per class.
+        training_sets = {"smallest outer training set": {label: count - math.ceil(count / n_folds)
+                                                         for label, count in counts.items()}}
+    for name, per_class in training_sets.items():
+        for label in (0, 1):
+            count = per_class.get(label, 0)
+            if count < 2:
+                problems.append(f"{name} of {scope} has {count} {_class(label)} patients; the inner cross-validation "
+                                "needs at least 2 of each class (use fewer outer folds, or add patients)")
+            elif count < cv.inner_folds:
+                warnings.append(f"{name} of {scope} has only {count} {_class(label)} patients, fewer than "
+                                f"cv.inner_folds ({cv.inner_folds}): inner cross-validation will use {count} folds "
+                                "there")
+    if problems and fatal:
+        raise PreflightError("; ".join(dict.fromkeys(problems)))
+    if problems:
+        warnings.extend(f"{problem}: its configurations will be skipped" for problem in dict.fromkeys(problems))
+
+
+def _given_training_sets(table: pd.DataFrame, labels: pd.Series, settings: Any) -> dict[str, dict[int, int]]:
+    """Patients per class in each outer training set of a fold column or split file."""
+    from dlradiomics.evaluation.splits import fold_table_from_column, load_fold_table
+
+    cv = settings.cv
+    if cv.fold_column is not None:
+        if cv.fold_column not in table.columns:
+            raise PreflightError(f"cv.fold_column {cv.fold_column!r}: the manifest has no such column (columns: "
+                                 f"{', '.join(map(str, table.columns))})")
+        try:
+            folds = fold_table_from_column(table, cv.fold_column)
+        except ValueError as error:
+            raise PreflightError(f"cv.fold_column {cv.fold_column!r}: {error}") from None
+    else:
+        if not Path(cv.split_file).is_file():
+            raise PreflightError(f"cv.split_file {cv.split_file}: file not found")
+        try:
+            folds = load_fold_table(cv.split_file)
+        except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
+            raise PreflightError(f"cv.split_file {cv.split_file}: not a fold table (patient_id,repeat,fold): "
+                                 f"{error}") from None
+        missing = sorted(set(labels.index.astype(str)) - set(folds["patient_id"].astype(str)))
+        if missing:
+            raise PreflightError(f"cv.split_file {cv.split_file}: {len(missing)} of the study's patients have no "
+                                 f"fold, e.g. {missing[:5]}; regenerate the split file for this cohort")
+    folds = folds.assign(patient_id=folds["patient_id"].astype(str))
+    by_patient = labels.rename(index=str)
+    training_sets = {}
+    for (repeat, fold), test in folds[folds["fold"] >= 0].groupby(["repeat", "fold"]):
+        training = by_patient.drop(index=test["patient_id"], errors="ignore")
+        training_sets[f"the training set of outer fold {fold} (repeat {repeat})"] = training.value_counts().to_dict()
+    if not training_sets:
+        raise PreflightError(f"cv: the given folds assign no patient to a test fold; check "
+                             f"{'cv.fold_column ' + repr(cv.fold_column) if cv.fold_column else cv.split_file}")
+    return training_sets
+
+
+def _class(label: int) -> str:
+    return "benign" if int(label) == 0 else "malignant"
