@@ -20,9 +20,9 @@ runner = CliRunner()
 
 @pytest.fixture()
 def manifest(tmp_path):
-    """Four good rows (two per class)."""
+    """Eight good rows (four per class: 2 x 2 folds fit)."""
     rows = []
-    for index in range(4):
+    for index in range(8):
         image, mask = textured_roi(index)
         Image.fromarray(image).save(tmp_path / f"i{index}.png")
         Image.fromarray(mask * 255).save(tmp_path / f"m{index}.png")
@@ -104,3 +104,25 @@ def test_ctrl_c_exits_130_and_says_outputs_are_intact(manifest, tmp_path, monkey
     result = runner.invoke(app, ["qa", str(manifest), "--out", str(tmp_path / "out")])
     assert result.exit_code == EXIT_INTERRUPTED
     assert "interrupted" in result.output and "intact" in result.output
+
+
+def test_a_run_that_fails_is_marked_failed_with_its_error_in_run_log(manifest, tmp_path, monkeypatch):
+    import json
+
+    import yaml
+
+    study = {"cohort": {"manifest": str(manifest)}, "feature_sources": ["radiomic"], "classifiers": ["logistic"],
+             "fusion": ["single"], "cv": {"outer_folds": 2, "inner_folds": 2}, "report": {"canary": False},
+             "output": str(tmp_path / "output")}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    monkeypatch.setattr("dlradiomics.study.pipeline.run_grid_cached", _boom)
+    result = runner.invoke(app, ["run", str(tmp_path / "study.yaml"), "--no-progress"])
+    assert result.exit_code == EXIT_UNEXPECTED and "Traceback" not in result.output
+    run_dir = next((tmp_path / "output" / "runs").iterdir())
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "failed" and "boom" in status["error"]
+    assert not (run_dir / "COMPLETE").exists()
+    log = (run_dir / "run.log").read_text()
+    assert "run failed: RuntimeError: boom" in log and "Traceback" in log
+    assert (run_dir / "input_hashes.csv").is_file()  # what was written before the failure stays
+    assert list((tmp_path / "output").glob("crash-*.log"))  # the crash log sits in the study's output folder

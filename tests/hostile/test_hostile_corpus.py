@@ -12,7 +12,7 @@ import re
 import pandas as pd
 import pytest
 import yaml
-from corpus import N_GOOD_PATIENTS, build_corpus
+from corpus import N_GOOD_PATIENTS, build_corpus, cheapest_study
 from typer.testing import CliRunner
 
 from dlradiomics.cli import app
@@ -237,3 +237,68 @@ def test_a_folder_that_is_not_a_bundle_is_refused(corpus, tmp_path):
 def test_the_good_rows_alone_are_half_benign_half_malignant(corpus):
     # The corpus's own promise: enough patients of each class for 2 x 2 folds.
     assert sorted(corpus.good["label"].value_counts().tolist()) == [N_GOOD_PATIENTS // 2] * 2
+
+
+# --- free modality names, duplicates allowed, a failed run ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dce_study(corpus, tmp_path_factory):
+    """The good rows as modality "dce" (any case), plus one image filed again under a second patient."""
+    folder = tmp_path_factory.mktemp("dce")
+    rows = corpus.good.assign(modality=["dce", "Dce", " DCE "] * (len(corpus.good) // 3))
+    twin = rows.iloc[[0]].assign(patient_id="TWIN")
+    pd.concat([rows, twin]).to_csv(folder / "manifest.csv", index=False)
+    study = cheapest_study("manifest.csv", cohort={"modalities": ["DCE"]}, qa={"allow_duplicates": True},
+                           store=str(corpus.root / "feature-store"))
+    (folder / "study.yaml").write_text(yaml.safe_dump(study))
+    result = invoke("run", folder / "study.yaml", "--no-progress", expect=0)
+    return folder, result, next((folder / "output" / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_a_free_modality_name_works_end_to_end(dce_study, tmp_path):
+    import json
+
+    folder, _, run_dir = dce_study
+    bundle = json.loads((run_dir / "model" / "bundle.json").read_text())
+    assert bundle["modalities"] == ["DCE"]
+    assert "DCE" in (run_dir / "report.html").read_text()
+    result = invoke("predict", run_dir / "model", folder / "manifest.csv", "--out", tmp_path / "p", "--no-gradcam",
+                    expect=0)
+    predictions = pd.read_csv(tmp_path / "p" / "predictions.csv", keep_default_na=False)
+    assert (predictions["reason"] == "").all() and len(predictions) == N_GOOD_PATIENTS + 1, result.output
+
+
+@pytest.mark.slow
+def test_allowed_duplicates_are_listed_pair_by_pair_in_the_report(dce_study):
+    _, result, run_dir = dce_study
+    pairs = pd.read_csv(run_dir / "tables" / "qa_duplicates_across_patients.csv")
+    assert {frozenset(pair) for pair in zip(pairs["roi_a"], pairs["roi_b"])} >= {frozenset({"G00/DCE/good00",
+                                                                                             "TWIN/DCE/good00"})}
+    assert "TWIN/DCE/good00" in (run_dir / "report.html").read_text()
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("the work started although the output folder cannot be written")
+
+
+@pytest.mark.slow
+def test_a_read_only_output_folder_stops_every_command_before_any_work(corpus, study_run, tmp_path, monkeypatch):
+    from folders import read_only_folder
+
+    _, run_dir = study_run
+    for target in ("dlradiomics.cohort.qa.run_qa", "dlradiomics.features.radiomic.extract_radiomic_features",
+                   "dlradiomics.study.pipeline.load_cohort", "dlradiomics.bundle.ModelBundle.predict"):
+        monkeypatch.setattr(target, _must_not_run)
+    with read_only_folder(tmp_path) as folder:
+        if folder is None:
+            pytest.skip("cannot make a read-only folder here")
+        study = tmp_path / "study.yaml"
+        study.write_text(yaml.safe_dump(cheapest_study(str(corpus.manifest), output=str(folder / "output"))))
+        for words in (["qa", corpus.manifest, "--out", folder / "qa"],
+                      ["extract", corpus.manifest, "--out", folder / "extract", "--no-progress"],
+                      ["run", study, "--no-progress"],
+                      ["predict", run_dir / "model", corpus.manifest, "--out", folder / "predictions"]):
+            result = invoke(*words, expect=EXIT_KNOWN_PROBLEM)
+            assert "cannot write in the" in result.output and str(folder) in result.output, result.output

@@ -60,7 +60,9 @@ KNOWN_ERRORS: tuple[tuple[str, str, str], ...] = (
     ("dlradiomics.io.atomic", "OutputFolderError", ""),
     ("dlradiomics.bundle", "BundleError",
      "give the model folder a study run wrote (OUTPUT/runs/<timestamp>/model), unchanged"),
-    ("dlradiomics.features.deep.backbones", "BackboneWeightsError", ""),
+    ("dlradiomics.features.deep.weights", "BackboneWeightsError", ""),
+    ("dlradiomics.features.radiomic.families", "FamilySettingsError",
+     "fix the radiomics section of the study file (or the PyRadiomics parameter file)"),
 )
 
 # An OSError with one of these codes is about the user's files or machine, not a bug.

@@ -276,7 +276,7 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
 
     timer = StageTimer(progress)
     # Everything that can be checked without opening an image, before a run folder exists.
-    preflight = preflight_study(settings)
+    preflight = preflight_study(settings, radiomics_params=lambda: resolved_radiomics_params(settings))
     for warning in preflight.warnings:
         timer.console.print(f"[yellow]warning[/yellow]: {warning}")
     run = create_run_folder(settings.output)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,13 +55,16 @@ def check_output_folder(path: str | os.PathLike[str], *, what: str = "output fol
 
 
 def check_radiomics_params(params: str | os.PathLike[str] | None, overrides: Mapping[str, Any] | None = None,
-                           *, setting: str = "radiomics.params") -> dict:
+                           *, setting: str = "radiomics.params",
+                           resolve: Callable[[], Mapping[str, Any]] | None = None) -> dict:
     """Read and validate PyRadiomics settings (file, then overrides) exactly as extraction will.
 
     Args:
         params: a parameter file, or ``None`` for the packaged defaults.
         overrides: settings merged over the file's.
         setting: how the user gave them, for the message (``--params``, ``radiomics.params``).
+        resolve: builds the complete mapping the caller will extract with (a study adds its
+            feature families); default: the file with the overrides.
 
     Returns:
         The complete parameter mapping.
@@ -71,9 +74,9 @@ def check_radiomics_params(params: str | os.PathLike[str] | None, overrides: Map
     """
     from dlradiomics.features.radiomic import create_extractor, load_radiomics_params
 
-    where = f"{setting} {params}" if params is not None else "the radiomics overrides"
+    where = f"{setting} {params}" if params is not None else "the radiomics settings"
     try:
-        resolved = dict(load_radiomics_params(params, overrides=overrides or None))
+        resolved = dict(resolve() if resolve is not None else load_radiomics_params(params, overrides=overrides or None))
         create_extractor(resolved)
     except (OSError, ValueError, TypeError) as error:
         raise PreflightError(f"{where}: invalid PyRadiomics settings: {error}; see the PyRadiomics documentation "
@@ -81,7 +84,8 @@ def check_radiomics_params(params: str | os.PathLike[str] | None, overrides: Map
     return resolved
 
 
-def check_backbone(name: str, weights: str | None, *, setting: str = "deep.backbone"):
+def check_backbone(name: str, weights: str | None, *, setting: str = "deep.backbone",
+                   weights_dir: str | os.PathLike[str] | None = None):
     """Build the backbone once, so an unknown name or missing weights stop the study before any work.
 
     Returns:
@@ -97,7 +101,7 @@ def check_backbone(name: str, weights: str | None, *, setting: str = "deep.backb
         raise PreflightError(f"{setting}: unknown backbone {name!r}; choose one of "
                              f"{', '.join(available_backbones())} (efficientnet_lite0 runs offline)")
     try:
-        return create_backbone(name, None if str(weights).lower() == "none" else weights)
+        return create_backbone(name, None if str(weights).lower() == "none" else weights, weights_dir=weights_dir)
     except BackboneWeightsError as error:
         raise PreflightError(f"{setting} {name} (weights {weights!r}): {error}") from None
 
@@ -133,11 +137,14 @@ def check_dask_scheduler(address: str, *, timeout: float = SCHEDULER_TIMEOUT_SEC
         raise PreflightError(f"--scheduler {address}: cannot connect ({error.strerror or error}); {fix}") from None
 
 
-def preflight_study(settings: Any) -> PreflightReport:
+def preflight_study(settings: Any, *, radiomics_params: Callable[[], Mapping[str, Any]] | None = None
+                    ) -> PreflightReport:
     """Every check a study can pass or fail before its first image is read.
 
     Args:
         settings: the validated ``StudySettings``.
+        radiomics_params: builds the study's complete PyRadiomics mapping (file, overrides,
+            feature families), as the run will; default: the file with the overrides.
 
     Returns:
         The manifest (read without images) and the warnings.
@@ -153,9 +160,10 @@ def preflight_study(settings: Any) -> PreflightReport:
     check_output_folder(settings.store, what="feature store (store:)")
     kinds = feature_kinds_for(settings.feature_sources)
     if "radiomic" in kinds:
-        check_radiomics_params(settings.radiomics.params, settings.radiomics.overrides)
+        check_radiomics_params(settings.radiomics.params, settings.radiomics.overrides, resolve=radiomics_params)
     if "deep" in kinds:
-        check_backbone(settings.deep.backbone, settings.deep.weights)
+        check_backbone(settings.deep.backbone, settings.deep.weights,
+                       weights_dir=getattr(settings.deep, "weights_dir", None))
 
     cohort = read_manifest(settings.cohort.manifest)
     whole_file = [problem for problem in cohort.problems if problem.row is None]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from dlradiomics.features.radiomic.extraction import ExtractionResult
-from dlradiomics.store import write_atomically
+from dlradiomics.io.atomic import write_csv_atomic, write_json_atomic, write_parquet_atomic
 
 
 def write_extraction_outputs(result: ExtractionResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
@@ -24,7 +23,6 @@ def write_extraction_outputs(result: ExtractionResult, out_dir: str | os.PathLik
         ``{"features", "features_csv", "failures", "intensity_profiles", "provenance"}`` -> path written.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {
         "features": out / "radiomic_features.parquet",
         "features_csv": out / "radiomic_features.csv",
@@ -32,10 +30,9 @@ def write_extraction_outputs(result: ExtractionResult, out_dir: str | os.PathLik
         "intensity_profiles": out / "intensity_profiles.csv",
         "provenance": out / "provenance.json",
     }
-    write_atomically(paths["features"], lambda tmp: result.features.to_parquet(tmp, index=False))
-    write_atomically(paths["features_csv"], lambda tmp: result.features.to_csv(tmp, index=False))
-    write_atomically(paths["failures"], lambda tmp: result.failures.to_csv(tmp, index=False))
-    write_atomically(paths["intensity_profiles"], lambda tmp: result.intensity_profiles.to_csv(tmp, index=False))
-    provenance = json.dumps(result.provenance, indent=2, default=str) + "\n"
-    write_atomically(paths["provenance"], lambda tmp: Path(tmp).write_text(provenance, encoding="utf-8"))
+    write_parquet_atomic(result.features, paths["features"])
+    write_csv_atomic(result.features, paths["features_csv"])
+    write_csv_atomic(result.failures, paths["failures"])
+    write_csv_atomic(result.intensity_profiles, paths["intensity_profiles"])
+    write_json_atomic(paths["provenance"], result.provenance, default=str)
     return paths
