@@ -400,6 +400,17 @@ def _whole_file_cases(root: Path, corpus: Corpus) -> list[WholeFileCase]:
     copy = twins.iloc[[0]].assign(patient_id="TWIN")
     pd.concat([twins, copy]).to_csv(duplicated, index=False)
     study("duplicate_images_across_patients", cheapest_study(str(duplicated)), "TWIN")
+    flat_folder = files / "flat"
+    flat_folder.mkdir(exist_ok=True)
+    flat_rows = []
+    for index in range(8):  # every image one grey value: no texture, so no image gets features
+        _, lesion = textured_roi(500 + index)
+        image = _png(flat_folder / f"flat{index}.png", np.full(SIZE, 90, np.uint8))
+        flat_rows.append(_row(f"F{index}", image, _png(flat_folder / f"flat{index}_mask.png", lesion * 255),
+                              label=index % 2))
+    pd.DataFrame(flat_rows).to_csv(files / "all_flat.csv", index=False)
+    study("no_image_has_features", cheapest_study(str(files / "all_flat.csv"), qa={"allow_duplicates": True}),
+          "no image of the study has features")
     params_file = files / "params_for_extract.yaml"
     shutil.copy(params_bad_value, params_file)
     cases.append(WholeFileCase("extract_invalid_params", "params", params_file, "binWidth", ("extract",)))

@@ -126,3 +126,24 @@ def test_a_run_that_fails_is_marked_failed_with_its_error_in_run_log(manifest, t
     assert "run failed: RuntimeError: boom" in log and "Traceback" in log
     assert (run_dir / "input_hashes.csv").is_file()  # what was written before the failure stays
     assert list((tmp_path / "output").glob("crash-*.log"))  # the crash log sits in the study's output folder
+
+
+def test_a_study_that_ends_without_a_model_exits_2_with_the_reason(manifest, tmp_path, monkeypatch):
+    import yaml
+
+    from dlradiomics.evaluation.grid import GridResult
+
+    def every_configuration_skipped(*args, **kwargs):
+        results = pd.DataFrame([{"source": "radiomic", "modalities": "US", "fusion": "single", "classifier": "logistic",
+                                 "status": "skipped", "note": "could not run: no feature left after selection"}])
+        return GridResult(results=results, oof=pd.DataFrame(), fold_table=pd.DataFrame()), False
+
+    monkeypatch.setattr("dlradiomics.study.pipeline.run_grid_cached", every_configuration_skipped)
+    study = {"cohort": {"manifest": str(manifest)}, "feature_sources": ["radiomic"], "classifiers": ["logistic"],
+             "fusion": ["single"], "cv": {"outer_folds": 2, "inner_folds": 2}, "report": {"canary": False},
+             "output": str(tmp_path / "output")}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    result = runner.invoke(app, ["run", str(tmp_path / "study.yaml"), "--no-progress"])
+    assert result.exit_code == EXIT_KNOWN_PROBLEM, result.output
+    assert "the study finished without a model: none of its 1 configuration(s) could be fitted" in result.output
+    assert "no feature left after selection" in result.output and "report:" in result.output

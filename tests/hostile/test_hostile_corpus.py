@@ -302,3 +302,36 @@ def test_a_read_only_output_folder_stops_every_command_before_any_work(corpus, s
                       ["predict", run_dir / "model", corpus.manifest, "--out", folder / "predictions"]):
             result = invoke(*words, expect=EXIT_KNOWN_PROBLEM)
             assert "cannot write in the" in result.output and str(folder) in result.output, result.output
+
+
+def test_a_server_that_is_not_a_dask_scheduler_is_refused_within_seconds(corpus, tmp_path):
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        started = time.perf_counter()
+        result = invoke("extract", corpus.manifest, "--out", tmp_path / "out", "--scheduler", address, "--no-progress",
+                        expect=EXIT_KNOWN_PROBLEM)
+        assert time.perf_counter() - started < 20  # a Dask client would wait on such a server for minutes
+        assert "does not answer as a Dask scheduler" in result.output and len(result.output.splitlines()) <= 3
+    finally:
+        listener.close()
+
+
+def test_a_real_dask_scheduler_passes_the_check():
+    from distributed import LocalCluster
+
+    from dlradiomics.study.preflight import PreflightError, check_dask_scheduler
+
+    with LocalCluster(n_workers=1, processes=False, protocol="tcp", dashboard_address=None) as cluster:
+        check_dask_scheduler(cluster.scheduler_address)
+        worker = next(iter(cluster.scheduler_info["workers"]))
+        with pytest.raises(PreflightError, match="that is a Dask Worker, not the scheduler"):
+            check_dask_scheduler(worker)

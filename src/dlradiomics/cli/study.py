@@ -35,7 +35,11 @@ def run(study: Path = typer.Argument(..., help="The study YAML file."),
 
     settings = StudySettings.from_yaml(study)
     note_output_folder(settings.output)
-    result = Study(settings).run(progress=progress)
+    try:
+        result = Study(settings).run(progress=progress)
+    except BaseException:
+        _name_failed_run(settings.output)
+        raise
     _print_outcome(result)
     typer.echo(f"report: {result.report_path}\nrun folder: {result.run_dir}")
     if result.bundle_path is None:
@@ -43,6 +47,20 @@ def run(study: Path = typer.Argument(..., help="The study YAML file."),
                    "lists every configuration with its note.", err=True)
         raise typer.Exit(2)
     typer.echo(f"model bundle: {result.bundle_path}")
+
+
+def _name_failed_run(output: Path) -> None:
+    """Say which run folder this process left marked failed (its run.log holds the error)."""
+    import os
+
+    from dlradiomics.study.run_folder import read_run_status
+
+    runs = (output / "runs").glob("*") if (output / "runs").is_dir() else []
+    for folder in sorted(runs, key=lambda path: path.stat().st_mtime, reverse=True):
+        status = read_run_status(folder)
+        if status.get("pid") == os.getpid() and status.get("status") == "failed":
+            typer.echo(f"run folder: {folder} (marked failed; its run.log has the details)", err=True)
+            return
 
 
 def _print_outcome(result) -> None:

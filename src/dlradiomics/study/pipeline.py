@@ -14,7 +14,7 @@ import pandas as pd
 from dlradiomics.io.atomic import write_csv_atomic, write_yaml_atomic
 from dlradiomics.study.accounting import manifest_row_of, unused_rows, with_feature_failures
 from dlradiomics.study.features import FeatureTables, compute_feature_tables, feature_kinds_for, model_table_for
-from dlradiomics.study.preflight import preflight_study
+from dlradiomics.study.preflight import check_feature_coverage, preflight_study
 from dlradiomics.study.qa_gate import check_duplicates, duplicate_pairs_across_patients
 from dlradiomics.study.run_folder import (RunFolder, attach_log_file, create_run_folder, mark_run_complete,
                                           mark_run_failed, write_provenance)
@@ -302,6 +302,8 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
             cohort_stage.unused = with_feature_failures(cohort_stage.unused, features.failures, cohort_stage.table,
                                                         manifest_row_of(cohort_stage.cohort))
             write_csv_atomic(cohort_stage.unused, run.root / "unused_rows.csv")
+            for warning in check_feature_coverage(cohort_stage.table, features.tables, features.failures, settings):
+                logger.warning("after features: %s", warning)
         store = FeatureStore(settings.store)
         with timer.stage("experiment grid (nested, patient-grouped CV)", spinner=True):
             grid, grid_cached = run_grid_cached(settings, features, cohort_stage.table, store)

@@ -15,6 +15,7 @@ and written to the run's log.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import socket
@@ -135,6 +136,30 @@ def check_dask_scheduler(address: str, *, timeout: float = SCHEDULER_TIMEOUT_SEC
         raise PreflightError(f"--scheduler {address}: no answer within {timeout:g} s; {fix}") from None
     except OSError as error:
         raise PreflightError(f"--scheduler {address}: cannot connect ({error.strerror or error}); {fix}") from None
+    # Something listens there; a server that is not a Dask scheduler would keep a client waiting for ever.
+    url = f"{parsed.scheme}://{parsed.hostname}:{port}"
+    try:
+        kind = _dask_identity(url, timeout).get("type")
+    except (TimeoutError, asyncio.TimeoutError):
+        raise PreflightError(f"--scheduler {address}: something listens there but does not answer as a Dask "
+                             f"scheduler within {timeout:g} s; {fix}") from None
+    except Exception as error:  # noqa: BLE001 - distributed raises many types for a peer that is not Dask
+        raise PreflightError(f"--scheduler {address}: not a Dask scheduler ({type(error).__name__}: {error}); "
+                             f"{fix}") from None
+    if kind != "Scheduler":
+        raise PreflightError(f"--scheduler {address}: that is a Dask {kind or 'server'}, not the scheduler; give the "
+                             "scheduler's address (`dask scheduler` prints it)")
+
+
+def _dask_identity(address: str, timeout: float) -> dict:
+    """The identity a Dask server reports (``type``: Scheduler, Worker ...), within ``timeout`` seconds."""
+    from distributed.core import rpc
+
+    async def identity() -> dict:
+        async with rpc(address) as remote:
+            return await remote.identity()
+
+    return asyncio.run(asyncio.wait_for(identity(), timeout))
 
 
 def preflight_study(settings: Any, *, radiomics_params: Callable[[], Mapping[str, Any]] | None = None
@@ -246,6 +271,41 @@ def check_classes_and_folds(table: pd.DataFrame, settings: Any, warnings: list[s
                 continue
             _check_fold_scheme(rows, modality_labels, settings, warnings, scope=f"modality {modality} alone",
                                fatal=False)
+
+
+def check_feature_coverage(table: pd.DataFrame, feature_tables: Mapping[str, pd.DataFrame], failures: pd.DataFrame,
+                           settings: Any) -> list[str]:
+    """After extraction: the images that have features must still fit the classes and folds.
+
+    Args:
+        table: the study's cohort rows.
+        feature_tables: the feature tables by kind (``roi_id`` column).
+        failures: the feature failures (``roi_id, stage, error``), for the message.
+        settings: the study settings.
+
+    Returns:
+        Warnings (as :func:`check_classes_and_folds`).
+
+    Raises:
+        PreflightError: no image has features, or too few patients of a class are left for the folds.
+    """
+    with_features: set[str] = set()
+    for frame in feature_tables.values():
+        with_features |= set(frame["roi_id"])
+    rows = table[table["roi_id"].isin(with_features)]
+    where = "listed with their reasons in feature_failures.csv and unused_rows.csv"
+    if rows.empty:
+        common = failures["error"].astype(str).value_counts().head(2) if len(failures) else pd.Series(dtype=int)
+        examples = "; ".join(f"{error} ({count}x)" for error, count in common.items())
+        raise PreflightError(f"no image of the study has features: all {len(table)} failed"
+                             + (f", e.g. {examples}" if examples else "") + f" ({where})")
+    warnings: list[str] = []
+    try:
+        check_classes_and_folds(rows.reset_index(drop=True), settings, warnings)
+    except PreflightError as error:
+        raise PreflightError(f"after feature extraction, {len(table) - len(rows)} of {len(table)} images have no "
+                             f"features ({where}), and the rest no longer fit: {error}") from None
+    return warnings
 
 
 def _require_both_classes(labels: pd.Series, scope: str) -> None:
