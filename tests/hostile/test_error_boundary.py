@@ -147,3 +147,15 @@ def test_a_study_that_ends_without_a_model_exits_2_with_the_reason(manifest, tmp
     assert result.exit_code == EXIT_KNOWN_PROBLEM, result.output
     assert "the study finished without a model: none of its 1 configuration(s) could be fitted" in result.output
     assert "no feature left after selection" in result.output and "report:" in result.output
+
+
+def test_an_error_class_can_declare_itself_a_known_problem():
+    from dlradiomics.cli.boundary import known_problem_hint
+
+    class NotEnoughPatients(ValueError):
+        known_problem = True
+        hint = "add patients"
+
+    assert known_problem_hint(NotEnoughPatients("3 patients")) == "add patients"
+    assert known_problem_hint(ValueError("plain")) is None
+    assert known_problem_hint(OSError(errno.ENOSPC, "No space left on device")) is not None

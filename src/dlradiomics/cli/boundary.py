@@ -15,8 +15,9 @@ Every command of the ``dlradiomics`` app runs inside :class:`GuardedGroup.invoke
 A command tells the boundary where its outputs go with :func:`prepare_output_folder` (which
 also proves the folder writable before any work starts) or :func:`note_output_folder`.
 
-Another room adds a known error type by naming it in :data:`KNOWN_ERRORS` (module, class name,
-what to do), or by raising one of the types already listed.
+Another room makes an error type known by giving the class ``known_problem = True`` (and, if it
+likes, ``hint = "what to do"``), by naming it in :data:`KNOWN_ERRORS` (module, class name, what to
+do), or by raising one of the types already listed.
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ def prepare_output_folder(path: str | os.PathLike[str], *, what: str = "output f
 
 def known_problem_hint(error: BaseException) -> str | None:
     """What to do about ``error`` when it is a known problem (possibly ``""``), else ``None``."""
+    if getattr(type(error), "known_problem", False) is True:
+        return str(getattr(type(error), "hint", "") or "")
     for module_name, class_name, hint in KNOWN_ERRORS:
         module = sys.modules.get(module_name)
         known = getattr(module, class_name, None) if module is not None else None
@@ -170,7 +173,8 @@ def report_error(error: Exception, subcommand: str | None = None) -> int:
     first_line = (str(error).strip().splitlines() or [""])[0][:300]
     typer.echo(f"error: unexpected {type(error).__name__} in `{command}`: {first_line}", err=True)
     where = f"the traceback is in {log}" if log else "the traceback could not be saved"
-    typer.echo(f"  {where}; run again with --debug to see it here, and please report it", err=True)
+    typer.echo(f"  {where}; run `dlradiomics --debug {subcommand or 'COMMAND'} ...` to see it here, and please "
+               "report it", err=True)
     return EXIT_UNEXPECTED
 
 

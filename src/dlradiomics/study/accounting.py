@@ -78,8 +78,11 @@ def with_feature_failures(unused: pd.DataFrame, failures: pd.DataFrame, table: p
     return pd.concat([unused, added], ignore_index=True) if len(unused) else added
 
 
-def unused_summary(unused: pd.DataFrame, *, total_rows: int, shown: int = 10) -> list[str]:
-    """Lines for the terminal: how many rows were not used, by stage, and the first few by row.
+def unused_summary(unused: pd.DataFrame, *, total_rows: int, shown: int = 50) -> list[str]:
+    """Lines for the terminal: how many rows were not used and why, naming them.
+
+    Rows of a modality the study does not use are named by modality with their row numbers (one
+    line each); the others one by one, up to ``shown``, then a pointer to the full list.
 
     Args:
         unused: the unused rows.
@@ -88,16 +91,33 @@ def unused_summary(unused: pd.DataFrame, *, total_rows: int, shown: int = 10) ->
     """
     if unused.empty:
         return [f"every one of the {total_rows} manifest rows was used"]
-    counts = unused["stage"].str.split(" ", n=1).str[0].value_counts()
-    by_stage = ", ".join(f"{count} by {stage}" for stage, count in counts.items())
+    stages = unused["stage"].astype(str).str.split(" ", n=1).str[0]
+    by_stage = ", ".join(f"{count} by {stage}" for stage, count in stages.value_counts().items())
     lines = [f"{len(unused)} of {total_rows} manifest rows not used ({by_stage}):"]
-    for record in unused.head(shown).itertuples():
-        where = f"row {record.row}" if pd.notna(record.row) else str(record.roi_id)
+    other = unused[stages == "modality"]
+    for modality, rows in other.groupby("modality", sort=True)["row"]:
+        lines.append(f"  - {len(rows)} row(s) of modality {modality}, not among the study's modalities: rows "
+                     f"{_row_ranges(rows)}")
+    named = unused[stages != "modality"]
+    for record in named.head(shown).itertuples():
+        where = f"row {int(record.row)}" if pd.notna(record.row) else str(record.roi_id)
         who = f", patient {record.patient_id}" if isinstance(record.patient_id, str) and record.patient_id else ""
         lines.append(f"  - {where}{who}: {record.reason}")
-    if len(unused) > shown:
-        lines.append(f"  ... and {len(unused) - shown} more (unused_rows.csv in the run folder; the report lists all)")
+    if len(named) > shown:
+        lines.append(f"  ... and {len(named) - shown} more (unused_rows.csv in the run folder; the report lists all)")
     return lines
+
+
+def _row_ranges(rows: pd.Series) -> str:
+    """``1-3, 7, 9-10`` from row numbers (unknown rows left out)."""
+    numbers = sorted(int(row) for row in rows.dropna())
+    ranges: list[list[int]] = []
+    for number in numbers:
+        if ranges and number == ranges[-1][1] + 1:
+            ranges[-1][1] = number
+        else:
+            ranges.append([number, number])
+    return ", ".join(f"{low}" if low == high else f"{low}-{high}" for low, high in ranges) or "(unknown)"
 
 
 def _text(value: Any) -> str | None:
