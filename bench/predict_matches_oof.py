@@ -2,7 +2,7 @@
 
 Reads the cached feature store and the study run of `bench/study_bus_bra_full.yaml` (run it first).
 For the chosen configuration and one published fold, fits the same estimator on that fold's training
-patients, saves it as a bundle, runs `bundle.predict(manifest)` on a few of the fold's test patients
+patients, saves it as a bundle, runs `predict_manifest(bundle, manifest)` on a few of the fold's test patients
 (features recomputed through the store, as for any new patient) and compares with the run's
 out-of-fold predictions of that configuration.
 
@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 
 from dlradiomics.bundle import load_bundle, save_bundle
+from dlradiomics.study.prediction import predict_manifest
 from dlradiomics.cohort import read_manifest
 from dlradiomics.evaluation.grid import KINDS_OF_SOURCE, GridConfiguration, build_estimator
 from dlradiomics.study.features import compute_feature_tables, model_table_for
@@ -60,14 +61,15 @@ def main() -> None:
     model = estimator.fit(X[train], y[train])
     chosen = test_patients.head(args.patients)
     with tempfile.TemporaryDirectory() as scratch:
-        bundle_dir = save_bundle(Path(scratch) / "bundle", model, threshold=0.5, feature_columns=list(X.columns),
+        bundle_dir = save_bundle(Path(scratch) / "bundle", model, training_table=X[train], threshold=0.5,
                                  modalities=list(configuration.modalities), feature_kinds=kinds, level="image",
                                  settings={"radiomics_params": yaml.safe_load((run / "radiomics_params.yaml").read_text()),
                                            "backbone": settings.deep.backbone, "weights": settings.deep.weights})
         new = manifest[manifest["patient_id"].isin(chosen)].drop(columns=["label"])
         new.to_csv(Path(scratch) / "new.csv", index=False)
-        predicted = load_bundle(bundle_dir).predict(Path(scratch) / "new.csv", store_dir=settings.store, gradcam=False)
-    comparison = predicted.set_index("patient_id")[["probability"]].join(
+        predicted = predict_manifest(load_bundle(bundle_dir), Path(scratch) / "new.csv", store_dir=settings.store,
+                                     gradcam=False)
+    comparison = predicted.set_index("patient_id")[["probability", "warnings"]].join(
         oof.set_index("patient_id")["prob"].rename("grid_oof_probability"))
     comparison["difference"] = (comparison["probability"] - comparison["grid_oof_probability"]).abs()
     print(f"configuration: {configuration.label}; fold {args.fold}; run {run}")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from dlradiomics.api import Study, load_bundle
+from dlradiomics.api import Study, load_bundle, predict_manifest
 from dlradiomics.demo.demo import DEMO_MANIFEST
 
 N_PER_CLASS = 9
@@ -94,13 +94,14 @@ def test_bundle_predicts_like_its_model_on_held_out_patients(tiny_study, tmp_pat
     folder, first, _, held_out = tiny_study
     held_out.to_csv(tmp_path / "new.csv", index=False)
     bundle = load_bundle(first.bundle_path)
-    predictions = bundle.predict(tmp_path / "new.csv", out_dir=tmp_path / "out", store_dir=folder / "feature-store")
+    predictions = predict_manifest(bundle, tmp_path / "new.csv", out_dir=tmp_path / "out",
+                                   store_dir=folder / "feature-store")
     assert (predictions["reason"] == "").all()
 
     cohort = Cohort.from_table(held_out, tmp_path)
-    features = compute_feature_tables(cohort, bundle.metadata["feature_kinds"], store_dir=folder / "feature-store",
+    features = compute_feature_tables(cohort, bundle.feature_kinds, store_dir=folder / "feature-store",
                                       radiomics_params=first.run_dir / "radiomics_params.yaml", progress=False)
-    table, _, _ = model_table_for(features.tables, bundle.modalities, bundle.metadata["feature_kinds"])
+    table, _, _ = model_table_for(features.tables, bundle.modalities, bundle.feature_kinds)
     expected = pd.Series(bundle.model.predict_proba(table[bundle.feature_columns])[:, 1], index=table.index)
     expected = expected.groupby(level=0).mean()
     got = predictions.set_index("patient_id")["probability"]
@@ -115,7 +116,8 @@ def test_a_patient_whose_image_fails_gets_a_reason(tiny_study, tmp_path):
     broken_patient = broken["patient_id"].iloc[0]
     broken.loc[broken.index[0], "image"] = str(tmp_path / "missing.png")
     broken.drop(columns="label").to_csv(tmp_path / "new.csv", index=False)
-    predictions = load_bundle(first.bundle_path).predict(tmp_path / "new.csv", gradcam=False).set_index("patient_id")
+    predictions = predict_manifest(load_bundle(first.bundle_path), tmp_path / "new.csv",
+                                   gradcam=False).set_index("patient_id")
     assert np.isnan(predictions.loc[broken_patient, "probability"])
     assert "missing.png" in predictions.loc[broken_patient, "reason"]
     others = predictions.drop(index=broken_patient)

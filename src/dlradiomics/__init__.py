@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-_API_NAMES = ("Study", "StudySettings", "load_bundle", "save_bundle", "run_demo")
+_API_NAMES = ("Study", "StudySettings", "load_bundle", "save_bundle", "predict_manifest", "run_demo")
 
 
 def __getattr__(name: str):

@@ -97,21 +97,25 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for
 
 @app.command()
 def predict(bundle: Path = typer.Argument(..., help="A model bundle folder (runs/<timestamp>/model)."),
-            manifest: Path = typer.Argument(..., help="Manifest of new patients (CSV or YAML; label optional in CSV)."),
+            manifest: Path = typer.Argument(..., help="Manifest of new patients (CSV or YAML; any label column is ignored)."),
             out: Path = typer.Option(Path("predictions"), "--out", help="Folder for predictions.csv and Grad-CAM."),
-            gradcam: bool = typer.Option(True, "--gradcam/--no-gradcam", help="Write Grad-CAM overlays.")) -> None:
-    """Predict new patients with a saved model: probability, class, per-modality parts, Grad-CAM."""
+            gradcam: bool = typer.Option(True, "--gradcam/--no-gradcam", help="Write Grad-CAM overlays."),
+            trust: list[str] = typer.Option([], "--trust", help="A class of your own the model holds, named exactly "
+                                            "(package.module.Class); repeat for each. Only for code you trust.")) -> None:
+    """Predict new patients with a saved model: probability, class, per-modality parts, warnings, Grad-CAM."""
     from dlradiomics.bundle import load_bundle
     from dlradiomics.cli.boundary import prepare_output_folder
     from dlradiomics.io.safe_yaml import read_text_file
+    from dlradiomics.study.prediction import predict_manifest
 
     # Checked before the bundle is applied: an unreadable manifest or a read-only --out fails now.
-    loaded = load_bundle(bundle)
+    loaded = load_bundle(bundle, trusted=trust)
     read_text_file(manifest, what="manifest")
     prepare_output_folder(out)
-    predictions = loaded.predict(manifest, out_dir=out, gradcam=gradcam)
-    failed = predictions["reason"].astype(bool).sum()
-    typer.echo(f"{len(predictions) - failed} patients predicted, {failed} with a reason instead; "
-               f"see {out / 'predictions.csv'}")
+    predictions = predict_manifest(loaded, manifest, out_dir=out, gradcam=gradcam)
+    failed = int(predictions["reason"].astype(bool).sum())
+    warned = int((predictions["warnings"].astype(bool) & ~predictions["reason"].astype(bool)).sum())
+    typer.echo(f"{len(predictions) - failed} patients predicted ({warned} with warnings), {failed} with a reason "
+               f"instead; see {out / 'predictions.csv'}")
     for row in predictions[predictions["reason"].astype(bool)].itertuples():
         typer.echo(f"  no prediction for patient {row.patient_id}: {row.reason}", err=True)

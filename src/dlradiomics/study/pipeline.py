@@ -14,6 +14,7 @@ import pandas as pd
 from dlradiomics.io.atomic import write_csv_atomic, write_yaml_atomic
 from dlradiomics.study.accounting import manifest_row_of, unused_rows, with_feature_failures
 from dlradiomics.study.features import FeatureTables, compute_feature_tables, feature_kinds_for, model_table_for
+from dlradiomics.study.intensity import training_intensity_profiles
 from dlradiomics.study.preflight import check_feature_coverage, preflight_study
 from dlradiomics.study.qa_gate import check_duplicates, duplicate_pairs_across_patients
 from dlradiomics.study.run_folder import (RunFolder, attach_log_file, create_run_folder, mark_run_complete,
@@ -260,9 +261,10 @@ def fit_final_model(settings: StudySettings, grid, features: FeatureTables, run:
     # no part in a radiomic model's prediction would explain a different model.
     tensors = {name: value for name, value in gradcam_tensors.items()
                if name.split(".")[0] in configuration.modalities} if "deep" in kinds else {}
-    path = save_bundle(run.bundle_dir, model, threshold=threshold, feature_columns=list(X.columns),
+    profiles = training_intensity_profiles(features.tables[kinds[0]], list(configuration.modalities))
+    path = save_bundle(run.bundle_dir, model, training_table=X, threshold=threshold,
                        modalities=list(configuration.modalities), feature_kinds=kinds, level=level,
-                       settings=bundle_settings, tensors=tensors or None)
+                       settings=bundle_settings, tensors=tensors or None, intensity_profiles=profiles)
     logger.info("final model %s refitted on %d patients; threshold %.3f; bundle %s", configuration.label,
                 X.index.nunique(), threshold, path)
     return FinalModel(configuration=best, bundle_path=path, threshold=threshold, n_patients=int(X.index.nunique()))

@@ -1,88 +1,133 @@
-"""Apply a model bundle to the patients of a manifest.
+"""Apply a model bundle to the patients of a manifest: the manifest becomes tables, the bundle predicts them.
 
 New patients go through the same steps as training patients (manifest checks, feature
-extraction with the bundle's settings, the modelling table) and then the bundle's model. A patient
-any of whose images fails is reported with the reason and no probability: a silent fallback to
-the remaining images would give a number the reader cannot tell apart from a complete one.
+extraction with the bundle's settings, the modelling table) and then the bundle's model.
+
+- Labels play no part: the label column is dropped before validation, whatever it holds
+  (absent, blank, unknown values), and the output has none.
+- A patient any of whose images fails gets a `reason` and no probability: a silent fallback to
+  the remaining images would give a number the reader cannot tell from a complete one.
+- A patient who is scored but whose inputs are unlike the training data gets a `warnings` text:
+  images stored or scaled unlike the training images of their modality (see
+  `dlradiomics.study.intensity`), and feature values outside the training range.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import yaml
 
-from dlradiomics.io.atomic import write_csv_atomic
-
-if TYPE_CHECKING:
-    from dlradiomics.bundle import ModelBundle
+from dlradiomics.bundle import ModelBundle
+from dlradiomics.cohort import Cohort, read_manifest_table
+from dlradiomics.io import ImageReadError
+from dlradiomics.io.atomic import check_writable_folder, write_csv_atomic
+from dlradiomics.models.blocks import build_model_table
+from dlradiomics.study.explain import write_gradcam_overlays
+from dlradiomics.study.features import compute_feature_tables
+from dlradiomics.study.intensity import image_intensity
 
 logger = logging.getLogger(__name__)
-PLACEHOLDER_LABEL = "benign"  # new patients have no label; validation needs one, the output drops it
+# Validation needs a label on every row; new patients' labels are unknown and never used or shown.
+PLACEHOLDER_LABEL = "benign"
+DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
-def read_new_patients(manifest: str | Path):
-    """Read a manifest of new patients, whose `label` column may be missing.
+def read_new_patients(manifest: str | Path) -> Cohort:
+    """Read and check a manifest of new patients, ignoring its label column entirely.
 
     Args:
-        manifest: CSV or YAML manifest.
+        manifest: CSV or YAML manifest; a `label` column may be absent, blank or hold anything.
 
     Returns:
-        `(cohort, has_labels)`.
+        The cohort (every row carries a placeholder label that nothing downstream reports).
+
+    Raises:
+        ManifestError: the file itself cannot be read or is not a table.
     """
-    from dlradiomics.cohort import Cohort, read_manifest, read_manifest_table
-
     manifest = Path(manifest)
-    if manifest.suffix.lower() == ".csv":
-        frame = read_manifest_table(manifest)  # refuses binary, latin-1, empty files with a clear reason
-        if "label" not in frame.columns:
-            frame["label"] = PLACEHOLDER_LABEL
-            return Cohort.from_table(frame, manifest.parent, check_images=True, source=str(manifest)), False
-    return read_manifest(manifest, check_images=True), True
+    rows = read_manifest_table(manifest)
+    rows = rows.drop(columns=[column for column in rows.columns if str(column).strip().lower() == "label"])
+    rows["label"] = PLACEHOLDER_LABEL
+    return Cohort.from_table(rows, manifest.parent, check_images=True, source=str(manifest))
 
 
-def _reasons_by_patient(cohort, failures: pd.DataFrame) -> dict[str, list[str]]:
+@dataclass
+class PatientTables:
+    """New patients turned into the tables a bundle predicts.
+
+    Args:
+        cohort: the checked manifest (all modalities).
+        rows: its rows of the bundle's modalities.
+        model_table: modelling table of the patients that can be predicted (None when none can).
+        reasons: per patient, why no probability can be given.
+        image_warnings: per patient, images unlike the training images of their modality.
+    """
+
+    cohort: Cohort
+    rows: pd.DataFrame
+    model_table: pd.DataFrame | None
+    reasons: dict[str, list[str]] = field(default_factory=dict)
+    image_warnings: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def patients(self) -> list[str]:
+        """Every patient of the manifest (good or rejected rows), sorted."""
+        rejected = self.cohort.rejected.get("patient_id", pd.Series(dtype=str)).dropna()
+        return sorted(set(self.cohort.table["patient_id"].astype(str)) | set(self.reasons)
+                      | {str(patient) for patient in rejected if str(patient).strip()})
+
+
+def _manifest_reasons(cohort: Cohort) -> dict[str, list[str]]:
     reasons: dict[str, list[str]] = {}
     for problem in cohort.problems:
         if problem.patient_id:
-            reasons.setdefault(str(problem.patient_id), []).append(f"manifest row {problem.row}, column "
-                                                                    f"{problem.column}: {problem.message}")
-    for _, failure in failures.iterrows():
-        if pd.notna(failure["patient_id"]):
-            reasons.setdefault(str(failure["patient_id"]), []).append(
-                f"{failure['roi_id']}: {failure['stage']}: {failure['error']}")
+            reasons.setdefault(str(problem.patient_id), []).append(
+                f"manifest row {problem.row}, column {problem.column}: {problem.message}")
     return reasons
 
 
-def predict_manifest(bundle: ModelBundle, manifest: str | Path, *, out_dir: str | Path | None = None,
-                     store_dir: str | Path | None = None, gradcam: bool = True) -> pd.DataFrame:
-    """Predict every patient of a manifest with a bundle; see `ModelBundle.predict`.
+def _image_warnings(bundle: ModelBundle, rows: pd.DataFrame) -> dict[str, list[str]]:
+    """Images stored or scaled unlike the training images of their modality, per patient."""
+    profiles = bundle.intensity_profiles
+    unprofiled = sorted(set(rows["modality"]) - set(profiles))
+    if unprofiled:
+        logger.warning("the bundle records no training intensity profile for %s; those images are not checked",
+                       unprofiled)
+    found: dict[str, list[str]] = {}
+    for _, row in rows[rows["modality"].isin(list(profiles))].iterrows():
+        try:
+            deviations = profiles[row["modality"]].deviations(image_intensity(row))
+        except (ImageReadError, ValueError):
+            continue  # an unreadable image is already a reason (manifest checks read every image)
+        if deviations:
+            found.setdefault(str(row["patient_id"]), []).append(
+                f"{row['roi_id']}: {'; '.join(deviations)} (training {row['modality']} images: "
+                f"{profiles[row['modality']].describe()})")
+    return found
+
+
+def patient_tables(bundle: ModelBundle, manifest: str | Path, *, store_dir: str | Path | None = None) -> PatientTables:
+    """Check a manifest of new patients, compute their features as the bundle's study did, and build its table.
 
     Args:
         bundle: the loaded bundle.
-        manifest: CSV or YAML manifest of new patients.
-        out_dir: where to write `predictions.csv` (and Grad-CAM overlays); None writes nothing.
+        manifest: CSV or YAML manifest of new patients (labels ignored).
         store_dir: feature cache; None uses a temporary folder.
-        gradcam: write Grad-CAM overlays for deep-feature models (needs `out_dir`).
 
     Returns:
-        One row per patient: `patient_id`, `probability`, `predicted_class`, `contribution_*`,
-        `modalities`, `reason` (empty when a probability was given), and `label` when known.
+        The tables, with the reasons and image warnings per patient.
     """
-    from dlradiomics.models.blocks import build_model_table
-    from dlradiomics.study.features import compute_feature_tables
-
-    cohort, has_labels = read_new_patients(manifest)
-    settings = bundle.metadata.get("settings", {})
-    table = cohort.table[cohort.table["modality"].isin(bundle.modalities)]
+    cohort = read_new_patients(manifest)
+    rows = cohort.table[cohort.table["modality"].isin(bundle.modalities)]
     ignored = sorted(set(cohort.table["modality"]) - set(bundle.modalities))
     if ignored:
         logger.warning("modalities %s are not used by this model and are ignored", ignored)
-
+    settings = bundle.settings
     with tempfile.TemporaryDirectory(prefix="dlradiomics-predict-") as scratch:
         params_file = None
         if settings.get("radiomics_params") is not None:
@@ -91,49 +136,77 @@ def predict_manifest(bundle: ModelBundle, manifest: str | Path, *, out_dir: str 
             params_file = Path(scratch) / "radiomics_params.yaml"
             params_file.write_text(yaml.safe_dump(settings["radiomics_params"]), encoding="utf-8")
         features = compute_feature_tables(
-            table, bundle.metadata["feature_kinds"], store_dir=Path(store_dir or Path(scratch) / "store"),
-            radiomics_params=params_file, backbone=settings.get("backbone", "efficientnet_lite0"),
+            rows, bundle.feature_kinds, store_dir=Path(store_dir or Path(scratch) / "store"),
+            radiomics_params=params_file, backbone=settings.get("backbone", DEFAULT_BACKBONE),
             weights=settings.get("weights", "imagenet"), progress=False)
-    reasons = _reasons_by_patient(cohort, features.failures)
+    reasons = _manifest_reasons(cohort)
+    for _, failure in features.failures.iterrows():
+        if pd.notna(failure["patient_id"]):
+            reasons.setdefault(str(failure["patient_id"]), []).append(
+                f"{failure['roi_id']}: {failure['stage']}: {failure['error']}")
 
-    all_patients = sorted(set(cohort.table["patient_id"].astype(str)) | set(reasons)
-                          | {str(p) for p in cohort.rejected.get("patient_id", pd.Series(dtype=str)).dropna()})
-    predictable = [patient for patient in all_patients if patient not in reasons]
-    modalities_of = table.groupby("patient_id")["modality"].apply(lambda m: "+".join(sorted(set(m))))
-    predictions = pd.DataFrame(index=pd.Index(all_patients, name="patient_id"))
-    if predictable:
-        good_tables = {kind: frame[frame["patient_id"].astype(str).isin(predictable)]
-                       for kind, frame in features.tables.items()}
-        present = [m for m in bundle.modalities if all((t["modality"] == m).any() for t in good_tables.values())]
-        if present:
-            # The bundle's row level, not the number of modalities present: a patient-level
-            # (multimodal) model gets patient rows even for patients with one modality.
-            model_table, _, _ = build_model_table(good_tables, present, bundle.metadata["feature_kinds"],
-                                                  level=bundle.metadata["level"])
-            predictions = predictions.join(bundle.predict_table(model_table))
+    model_table = None
+    good = {kind: frame[~frame["patient_id"].astype(str).isin(reasons)] for kind, frame in features.tables.items()}
+    present = [m for m in bundle.modalities if all((frame["modality"] == m).any() for frame in good.values())]
+    if present:
+        # The bundle's row level, not the number of modalities present: a patient-level
+        # (multimodal) model gets patient rows even for patients with one modality.
+        model_table, _, _ = build_model_table(good, present, bundle.feature_kinds, level=bundle.level)
+    return PatientTables(cohort=cohort, rows=rows, model_table=model_table, reasons=reasons,
+                         image_warnings=_image_warnings(bundle, rows[~rows["patient_id"].astype(str).isin(reasons)]))
+
+
+def predict_manifest(bundle: ModelBundle, manifest: str | Path, *, out_dir: str | Path | None = None,
+                     store_dir: str | Path | None = None, gradcam: bool = True) -> pd.DataFrame:
+    """Predict every patient of a manifest with a bundle.
+
+    Each patient may have any subset of the trained modalities.
+
+    Args:
+        bundle: the loaded bundle (`dlradiomics.bundle.load_bundle`).
+        manifest: CSV or YAML manifest of new patients; labels are ignored (absent, blank or any value).
+        out_dir: where to write `predictions.csv` (and Grad-CAM overlays); None writes nothing.
+        store_dir: feature cache; None uses a temporary folder.
+        gradcam: write Grad-CAM overlays for deep-feature models (needs `out_dir`).
+
+    Returns:
+        One row per patient: `patient_id`, `probability`, `predicted_class`, `contribution_*`,
+        `modalities` used, `warnings` (inputs unlike the training data; empty when none) and
+        `reason` (why there is no probability; empty when there is one).
+    """
+    out = check_writable_folder(out_dir) if out_dir is not None else None  # fails before any work
+    tables = patient_tables(bundle, manifest, store_dir=store_dir)
+    predictions = pd.DataFrame(index=pd.Index(tables.patients, name="patient_id"))
+    if tables.model_table is not None:
+        predictions = predictions.join(bundle.predict_table(tables.model_table))
     if "probability" not in predictions:
         predictions["probability"] = float("nan")
         predictions["predicted_class"] = pd.NA
+        predictions["warnings"] = ""
     predictions["predicted_class"] = predictions["predicted_class"].astype("Int64")
+    modalities_of = tables.rows.groupby("patient_id")["modality"].apply(lambda m: "+".join(sorted(set(m))))
     predictions["modalities"] = modalities_of.reindex(predictions.index).fillna("")
+    feature_notes = predictions["warnings"].fillna("")
+    predictions["warnings"] = ["; ".join(filter(None, [*tables.image_warnings.get(patient, []), note]))
+                               for patient, note in zip(predictions.index, feature_notes)]
     predictions["reason"] = [
-        "; ".join(reasons[patient]) if patient in reasons
+        "; ".join(tables.reasons[patient]) if patient in tables.reasons
         else ("" if pd.notna(predictions.loc[patient, "probability"])
               else f"none of the model's modalities {bundle.modalities} could be used")
         for patient in predictions.index]
-    if has_labels:
-        labels = cohort.table.groupby("patient_id")["label"].first()
-        predictions["label"] = labels.reindex(predictions.index).astype("Int64")
-    predictions = predictions.reset_index()
+    columns = ["probability", "predicted_class", *[c for c in predictions if str(c).startswith("contribution_")],
+               "modalities", "warnings", "reason"]
+    predictions = predictions[columns].reset_index()
 
-    if out_dir is not None:
-        out = Path(out_dir)
+    if out is not None:
         write_csv_atomic(predictions, out / "predictions.csv")
         if gradcam and bundle.tensors:
-            from dlradiomics.study.explain import write_gradcam_overlays
-
-            overlays = write_gradcam_overlays(
-                table[table["patient_id"].astype(str).isin(predictable)], out / "gradcam", tensors=bundle.tensors,
-                backbone=settings.get("backbone", "efficientnet_lite0"), weights=settings.get("weights", "imagenet"))
+            settings = bundle.settings
+            scored = tables.rows[tables.rows["patient_id"].astype(str).isin(
+                predictions.loc[predictions["reason"] == "", "patient_id"])]
+            overlays = write_gradcam_overlays(scored, out / "gradcam", tensors=bundle.tensors,
+                                              backbone=settings.get("backbone", DEFAULT_BACKBONE),
+                                              weights=settings.get("weights", "imagenet"))
             write_csv_atomic(overlays, out / "gradcam.csv")
     return predictions
+
