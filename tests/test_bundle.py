@@ -11,40 +11,26 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from dlradiomics.bundle import (
     METADATA_FILE,
     MODEL_FILE,
     WEIGHTS_FILE,
     BundleError,
-    ImageIntensity,
-    IntensityProfile,
+    TrainingIntensityProfile,
     load_bundle,
     save_bundle,
 )
 from dlradiomics.bundle.profiles import RANGE_MARGIN
+from dlradiomics.io import RoiImage
+
+from bundle_tables import fitted_pipeline, patient_table
 from skops_craft import edit_metadata, reseal
-
-
-def _patient_table(n_patients: int = 30, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
-    rng = np.random.default_rng(seed)
-    labels = pd.Series(np.arange(n_patients) % 2, name="label")
-    features = rng.normal(size=(n_patients, 4)) + labels.to_numpy()[:, None]
-    index = pd.Index([f"p{number:03d}" for number in range(n_patients)], name="patient_id")
-    table = pd.DataFrame(features, index=index, columns=[f"US.radiomic__f{column}" for column in range(4)])
-    return table, labels.set_axis(index)
 
 
 class ForeignEstimator(LogisticRegression):
     """A class from outside the package: a bundle holding it must be refused."""
-
-
-def _fitted(table: pd.DataFrame, labels: pd.Series):
-    return make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression()).fit(table, labels)
 
 
 def _save(path, model, table, **options):
@@ -54,18 +40,18 @@ def _save(path, model, table, **options):
 
 @pytest.fixture
 def bundle_folder(tmp_path):
-    table, labels = _patient_table()
+    table, labels = patient_table()
     tensors = {"US.weight": np.arange(8, dtype=np.float32).reshape(2, 4), "US.bias": np.zeros(2, dtype=np.float32)}
-    return _save(tmp_path / "bundle", _fitted(table, labels), table, tensors=tensors)
+    return _save(tmp_path / "bundle", fitted_pipeline(table, labels), table, tensors=tensors)
 
 
 # --- round trip -------------------------------------------------------------------------------------
 
 def test_loaded_bundle_predicts_like_the_fitted_model(tmp_path):
-    table, labels = _patient_table()
-    model = _fitted(table, labels)
+    table, labels = patient_table()
+    model = fitted_pipeline(table, labels)
     bundle = load_bundle(_save(tmp_path / "bundle", model, table))
-    new_patients, _ = _patient_table(seed=1)
+    new_patients, _ = patient_table(seed=1)
     predictions = bundle.predict_table(new_patients)
     np.testing.assert_allclose(predictions["probability"].to_numpy(), model.predict_proba(new_patients)[:, 1])
     assert (predictions["predicted_class"] == (predictions["probability"] >= 0.5)).all()
@@ -73,16 +59,16 @@ def test_loaded_bundle_predicts_like_the_fitted_model(tmp_path):
 
 
 def test_columns_in_another_order_are_realigned(tmp_path):
-    table, labels = _patient_table()
-    model = _fitted(table, labels)
+    table, labels = patient_table()
+    model = fitted_pipeline(table, labels)
     bundle = load_bundle(_save(tmp_path / "bundle", model, table))
     shuffled = table[table.columns[::-1]]
     np.testing.assert_allclose(bundle.predict_table(shuffled)["probability"], model.predict_proba(table)[:, 1])
 
 
 def test_image_rows_are_averaged_per_patient(tmp_path):
-    table, labels = _patient_table()
-    model = _fitted(table, labels)
+    table, labels = patient_table()
+    model = fitted_pipeline(table, labels)
     bundle = load_bundle(_save(tmp_path / "bundle", model, table))
     two_images = table.iloc[[0, 1]].set_axis(pd.Index(["same", "same"], name="patient_id"))
     expected = model.predict_proba(table.iloc[[0, 1]])[:, 1].mean()
@@ -96,8 +82,8 @@ def test_tensors_and_settings_round_trip(bundle_folder):
 
 
 def test_the_recorded_training_ranges_match_the_training_table(tmp_path):
-    table, labels = _patient_table()
-    bundle = load_bundle(_save(tmp_path / "bundle", _fitted(table, labels), table))
+    table, labels = patient_table()
+    bundle = load_bundle(_save(tmp_path / "bundle", fitted_pipeline(table, labels), table))
     column = table.columns[2]
     recorded = bundle.metadata.feature_ranges[column]
     values = np.sort(table[column].to_numpy())
@@ -109,8 +95,8 @@ def test_the_recorded_training_ranges_match_the_training_table(tmp_path):
 
 
 def test_a_table_without_the_model_columns_is_an_error(tmp_path):
-    table, labels = _patient_table()
-    bundle = load_bundle(_save(tmp_path / "bundle", _fitted(table, labels), table))
+    table, labels = patient_table()
+    bundle = load_bundle(_save(tmp_path / "bundle", fitted_pipeline(table, labels), table))
     with pytest.raises(BundleError, match="none of the model"):
         bundle.predict_table(table.rename(columns=lambda column: column.replace("US", "MG")))
 
@@ -144,7 +130,7 @@ def test_a_patient_without_a_probability_gets_no_class(tmp_path):
     # without care the patient would be reported as benign (class 0) with no probability.
     from dlradiomics.models import EarlyFusion, MissingBlockWarning
 
-    table, labels = _patient_table()
+    table, labels = patient_table()
     mg = table.rename(columns=lambda column: column.replace("US.", "MG."))
     both = pd.concat([table, mg + 0.1], axis=1)
     both.iloc[:5, 4:] = np.nan
@@ -164,8 +150,8 @@ def test_a_patient_without_a_probability_gets_no_class(tmp_path):
 # --- warnings on inputs unlike the training data ---------------------------------------------------
 
 def test_out_of_range_and_missing_values_are_flagged_per_patient(tmp_path):
-    table, labels = _patient_table()
-    bundle = load_bundle(_save(tmp_path / "bundle", _fitted(table, labels), table))
+    table, labels = patient_table()
+    bundle = load_bundle(_save(tmp_path / "bundle", fitted_pipeline(table, labels), table))
     new = table.iloc[:4].copy()
     span = table["US.radiomic__f1"].max() - table["US.radiomic__f1"].min()
     new.iloc[0, 1] = table["US.radiomic__f1"].max() + 2 * RANGE_MARGIN * span    # beyond the margin
@@ -178,26 +164,35 @@ def test_out_of_range_and_missing_values_are_flagged_per_patient(tmp_path):
 
 
 def test_image_rows_of_one_patient_share_one_warning_text(tmp_path):
-    table, labels = _patient_table()
-    bundle = load_bundle(_save(tmp_path / "bundle", _fitted(table, labels), table))
+    table, labels = patient_table()
+    bundle = load_bundle(_save(tmp_path / "bundle", fitted_pipeline(table, labels), table))
     rows = table.iloc[[0, 1]].set_axis(pd.Index(["same", "same"], name="patient_id"))
     rows.iloc[1, 0] = 1e6
     assert "US.radiomic__f0 = 1e+06" in bundle.predict_table(rows).loc["same", "warnings"]
 
 
-def test_an_intensity_profile_flags_a_16_bit_copy_of_8_bit_training_images():
+def _image_profile(pixels: np.ndarray, dtype: str, bits: int | None):
+    roi = RoiImage(image=pixels, mask=np.ones(pixels.shape, dtype=np.uint8), spacing=(1.0, 1.0), image_path="i.png",
+                   mask_path="m.png", source_dtype=dtype, source_bit_depth=bits)
+    return roi.intensity_profile()
+
+
+def test_a_training_intensity_profile_names_images_unlike_the_training_ones():
     rng = np.random.default_rng(0)
-    training = [ImageIntensity.of(np.dtype("uint8"), rng.integers(0, 256, size=(32, 32))) for _ in range(5)]
-    profile = IntensityProfile.of(training)
+    profile = TrainingIntensityProfile.of([_image_profile(rng.integers(0, 256, size=(32, 32)), "uint8", 8)
+                                           for _ in range(5)])
     assert profile.dtypes == ["uint8"] and profile.bit_depths == [8] and profile.maximum <= 255
-    same_kind = rng.integers(10, 240, size=(32, 32)).astype(np.uint8)
-    assert profile.deviations(ImageIntensity.of(same_kind.dtype, same_kind)) == []
-    sixteen = same_kind.astype(np.uint16) * 257  # the same image re-saved as 16-bit
-    found = profile.deviations(ImageIntensity.of(sixteen.dtype, sixteen))
-    assert any("uint16 (16-bit)" in text for text in found)
-    assert any("beyond the training range" in text for text in found)
-    unit = same_kind / 255.0  # the same image exported as floating point in [0, 1]
-    assert any("under half of the darkest" in text for text in profile.deviations(ImageIntensity.of(unit.dtype, unit)))
+    same_kind = rng.integers(10, 240, size=(32, 32)).astype(float)
+    assert profile.deviations(_image_profile(same_kind, "uint8", 8)) == []
+    # a 16-bit copy, read on the 8-bit scale by io's convention: same numbers, other storage
+    assert profile.deviations(_image_profile(same_kind, "uint16", 16)) == ["stored as uint16 (16-bit), unlike the "
+                                                                          "training images"]
+    # 8-bit values saved as 16-bit without scaling: read as value * 255 / 65535, nearly black
+    unscaled = profile.deviations(_image_profile(same_kind * 255 / 65535, "uint16", 16))
+    assert any("under half of the darkest training image" in text for text in unscaled)
+    # another device's calibrated units
+    assert any("beyond the training range" in text for text in profile.deviations(_image_profile(same_kind * 40,
+                                                                                                 "int16", None)))
 
 
 # --- integrity of the files -------------------------------------------------------------------------
@@ -232,8 +227,8 @@ def test_an_extra_file_is_refused_naming_it(bundle_folder):
 
 
 def test_a_pickled_model_file_is_refused(bundle_folder):
-    table, labels = _patient_table()
-    (bundle_folder / MODEL_FILE).write_bytes(pickle.dumps(_fitted(table, labels)))
+    table, labels = patient_table()
+    (bundle_folder / MODEL_FILE).write_bytes(pickle.dumps(fitted_pipeline(table, labels)))
     with pytest.raises(BundleError, match="contents changed"):
         load_bundle(bundle_folder)
     reseal(bundle_folder)  # even with matching hashes
@@ -242,7 +237,7 @@ def test_a_pickled_model_file_is_refused(bundle_folder):
 
 
 def test_an_untrusted_type_is_refused(bundle_folder):
-    table, labels = _patient_table()
+    table, labels = patient_table()
     skops.io.dump(ForeignEstimator().fit(table, labels), bundle_folder / MODEL_FILE)
     reseal(bundle_folder)
     with pytest.raises(BundleError, match="ForeignEstimator"):
@@ -250,23 +245,23 @@ def test_an_untrusted_type_is_refused(bundle_folder):
 
 
 def test_saving_an_untrusted_type_is_refused(tmp_path):
-    table, labels = _patient_table()
+    table, labels = patient_table()
     with pytest.raises(BundleError, match="ForeignEstimator"):
         _save(tmp_path / "bundle", ForeignEstimator().fit(table, labels), table)
     assert not (tmp_path / "bundle").exists()
 
 
 def test_saving_into_a_folder_with_other_files_is_refused(tmp_path):
-    table, labels = _patient_table()
+    table, labels = patient_table()
     (tmp_path / "bundle").mkdir()
     (tmp_path / "bundle" / "report.html").write_text("")
     with pytest.raises(BundleError, match="report.html"):
-        _save(tmp_path / "bundle", _fitted(table, labels), table)
+        _save(tmp_path / "bundle", fitted_pipeline(table, labels), table)
 
 
 def test_saving_again_replaces_the_bundle_and_drops_stale_weights(bundle_folder):
-    table, labels = _patient_table()
-    _save(bundle_folder, _fitted(table, labels), table)
+    table, labels = patient_table()
+    _save(bundle_folder, fitted_pipeline(table, labels), table)
     assert not (bundle_folder / WEIGHTS_FILE).exists()
     assert load_bundle(bundle_folder).tensors == {}
 
@@ -320,16 +315,16 @@ def test_a_repeated_key_is_refused(bundle_folder):
 
 
 def test_saving_an_invalid_threshold_is_refused_naming_it(tmp_path):
-    table, labels = _patient_table()
+    table, labels = patient_table()
     with pytest.raises(BundleError, match="threshold: Input should be a finite number"):
-        save_bundle(tmp_path / "bundle", _fitted(table, labels), training_table=table, threshold=float("nan"),
+        save_bundle(tmp_path / "bundle", fitted_pipeline(table, labels), training_table=table, threshold=float("nan"),
                     modalities=["US"], feature_kinds=["radiomic"], level="image")
 
 
 def test_saving_a_model_fitted_on_other_columns_is_refused(tmp_path):
-    table, labels = _patient_table()
+    table, labels = patient_table()
     with pytest.raises(BundleError, match="feature_names_in_"):
-        _save(tmp_path / "bundle", _fitted(table, labels), table.iloc[:, :3])
+        _save(tmp_path / "bundle", fitted_pipeline(table, labels), table.iloc[:, :3])
 
 
 def test_other_library_versions_give_a_warning(bundle_folder):

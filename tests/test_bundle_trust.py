@@ -12,7 +12,6 @@ import pytest
 import skops.io
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from typer.testing import CliRunner
 
@@ -22,6 +21,8 @@ from dlradiomics.bundle.audit import schema_nodes
 from dlradiomics.cli import app
 from dlradiomics.evaluation.grid import KINDS_OF_SOURCE, GridConfiguration, build_estimator
 from dlradiomics.models import CLASSIFIERS, build_model_table
+
+from bundle_tables import fitted_pipeline, patient_table
 from skops_craft import (
     check_output_node,
     command_creating,
@@ -33,17 +34,9 @@ from skops_craft import (
 )
 
 
-def _table(n_patients: int = 40, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
-    rng = np.random.default_rng(seed)
-    index = pd.Index([f"p{number:03d}" for number in range(n_patients)], name="patient_id")
-    labels = pd.Series(np.arange(n_patients) % 2, index=index)
-    values = rng.normal(size=(n_patients, 4)) + labels.to_numpy()[:, None]
-    return pd.DataFrame(values, index=index, columns=[f"US.radiomic__f{k}" for k in range(4)]), labels
-
-
 def _genuine_bundle(folder, model=None, **options):
-    table, labels = _table()
-    model = model if model is not None else make_pipeline(SimpleImputer(), LogisticRegression()).fit(table, labels)
+    table, labels = patient_table(40)
+    model = model if model is not None else fitted_pipeline(table, labels)
     save_bundle(folder, model, training_table=table, threshold=0.5, modalities=["US"], feature_kinds=["radiomic"],
                 level="image", **options)
     return folder, model, table
@@ -71,29 +64,32 @@ def test_a_function_under_a_trusted_module_as_root_is_refused_before_any_call(tm
     assert not marker.exists()
 
 
-def test_the_attack_hidden_in_a_genuine_pipeline_is_live_and_refused(tmp_path):
+def _hidden_attack(tmp_path):
+    """A genuine bundle whose pipeline carries the attack as an extra attribute, resealed by its author."""
     folder, model, table = _genuine_bundle(tmp_path / "bundle")
     marker = tmp_path / "ran"
     payload = with_hidden_attribute((folder / MODEL_FILE).read_bytes(), check_output_node(command_creating(marker)))
+    (folder / MODEL_FILE).write_bytes(payload)
+    reseal(folder)
+    return folder, marker, model, table
+
+
+def test_the_attack_hidden_in_a_genuine_pipeline_is_live_and_refused(tmp_path):
+    folder, marker, model, table = _hidden_attack(tmp_path)
     # Control: trusted as skops reports it, the doctored pipeline runs the command and still predicts.
+    payload = (folder / MODEL_FILE).read_bytes()
     doctored = skops.io.loads(payload, trusted=skops.io.get_untrusted_types(data=payload))
     assert marker.exists()
     np.testing.assert_allclose(doctored.predict_proba(table), model.predict_proba(table))
     marker.unlink()
 
-    (folder / MODEL_FILE).write_bytes(payload)
-    reseal(folder)
     with pytest.raises(BundleError, match="check_output"):
         load_bundle(folder)
     assert not marker.exists()
 
 
 def test_the_command_refuses_a_crafted_bundle_without_running_it(tmp_path):
-    folder, _, _ = _genuine_bundle(tmp_path / "bundle")
-    marker = tmp_path / "ran"
-    payload = with_hidden_attribute((folder / MODEL_FILE).read_bytes(), check_output_node(command_creating(marker)))
-    (folder / MODEL_FILE).write_bytes(payload)
-    reseal(folder)
+    folder, marker, _, _ = _hidden_attack(tmp_path)
     (tmp_path / "new.csv").write_text("patient_id,modality,image,mask\n")
     outcome = CliRunner().invoke(app, ["predict", str(folder), str(tmp_path / "new.csv"), "--out", str(tmp_path / "out")])
     assert outcome.exit_code == 2
@@ -236,7 +232,7 @@ def test_the_allowlist_is_exactly_what_grid_models_hold(grid_bundles):
 # --- a user's own estimator class --------------------------------------------------------------------
 
 def test_a_users_own_class_loads_only_when_each_class_is_named(tmp_path):
-    table, labels = _table()
+    table, labels = patient_table(40)
     model = make_pipeline(SimpleImputer(), HistGradientBoostingClassifier(max_iter=5)).fit(table, labels)
     with pytest.raises(BundleError, match="HistGradientBoostingClassifier"):
         _genuine_bundle(tmp_path / "refused", model)

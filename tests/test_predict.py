@@ -19,6 +19,7 @@ from dlradiomics.models import build_model_table, make_pipeline
 from dlradiomics.study.features import compute_feature_tables
 from dlradiomics.study.intensity import training_intensity_profiles
 from dlradiomics.study.runner import Study
+
 from skops_craft import reseal
 from synthetic_rois import synthetic_cohort_table
 
@@ -130,6 +131,23 @@ def test_16_bit_copies_get_the_same_probability_or_a_stated_warning(radiomic_bun
         np.testing.assert_allclose(predictions["probability"], reference_predictions["probability"], rtol=1e-9)
 
 
+def test_8_bit_values_saved_as_16_bit_without_scaling_are_flagged(radiomic_bundle, reference_predictions, tmp_path):
+    # io reads a 16-bit file on the 8-bit scale (value * 255 / 65535): unscaled 8-bit values come out
+    # nearly black, every feature moves, and the probability with them. It must never pass unflagged.
+    bundle, new, store, _ = radiomic_bundle
+    unscaled = new.copy()
+    for index, row in new.iterrows():
+        path = tmp_path / f"{index}_unscaled.png"
+        Image.fromarray(np.asarray(Image.open(row["image"]), dtype=np.uint16)).save(path)
+        unscaled.loc[index, "image"] = str(path)
+    with pytest.warns(UserWarning, match="probably 8-bit data saved without scaling"):
+        predictions = _predict(bundle, _with_labels(unscaled, None), tmp_path / "unscaled.csv", store)
+    assert (predictions["reason"] == "").all()
+    for patient, row in predictions.iterrows():
+        assert "under half of the darkest training image" in row["warnings"], row["warnings"]
+        assert "outside the training range" in row["warnings"]
+
+
 def test_the_command_writes_warnings_and_no_labels(radiomic_bundle, tmp_path):
     bundle, new, _, _ = radiomic_bundle
     rows = _with_labels(new, "")
@@ -144,7 +162,7 @@ def test_the_command_writes_warnings_and_no_labels(radiomic_bundle, tmp_path):
     written = pd.read_csv(tmp_path / "out" / "predictions.csv", keep_default_na=False).set_index("patient_id")
     assert list(written.columns) == ["probability", "predicted_class", "modalities", "warnings", "reason"]
     flagged = rows.loc[0, "patient_id"]
-    assert "bright: stored as uint16 (16-bit)" in written.loc[flagged, "warnings"]
+    assert "bright: stored as uint16 (16-bit), unlike the training images" in written.loc[flagged, "warnings"]
     assert not written.drop(index=flagged)["warnings"].str.contains("stored as").any()
 
 

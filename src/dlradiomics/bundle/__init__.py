@@ -1,7 +1,7 @@
 """Model bundles: a fitted model as a folder that is data, never code, and predicts feature tables.
 
 Public API: `save_bundle`, `load_bundle`, `ModelBundle`, `BundleError`, and the records of the
-training data a bundle carries (`IntensityProfile`, `ImageIntensity`, `FeatureRange`).
+training data a bundle carries (`TrainingIntensityProfile`, `FeatureRange`).
 The study layer (`dlradiomics.study.prediction.predict_manifest`) turns a manifest into tables.
 """
 
@@ -14,15 +14,14 @@ from dlradiomics.bundle.metadata import (
     BundleMetadata,
 )
 from dlradiomics.bundle.model_bundle import ModelBundle, load_bundle, save_bundle
-from dlradiomics.bundle.profiles import FeatureRange, ImageIntensity, IntensityProfile
+from dlradiomics.bundle.profiles import FeatureRange, TrainingIntensityProfile
 
 __all__ = [
     "BUNDLE_FORMAT_VERSION",
     "BundleError",
     "BundleMetadata",
     "FeatureRange",
-    "ImageIntensity",
-    "IntensityProfile",
+    "TrainingIntensityProfile",
     "METADATA_FILE",
     "MODEL_FILE",
     "ModelBundle",

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError, model_validator
 
 from dlradiomics.bundle.errors import BundleError
-from dlradiomics.bundle.profiles import FeatureRange, FiniteFloat, IntensityProfile
+from dlradiomics.bundle.profiles import FeatureRange, FiniteFloat, TrainingIntensityProfile
 from dlradiomics.models.blocks import BLOCK_SEPARATOR, FEATURE_KINDS, LEVELS
 
 BUNDLE_FORMAT_VERSION = 2
@@ -58,7 +58,7 @@ class BundleMetadata(BaseModel):
     level: Literal[LEVELS]  # type: ignore[valid-type]
     feature_columns: list[Name] = Field(min_length=1)
     feature_ranges: dict[str, FeatureRange | None]
-    intensity_profiles: dict[str, IntensityProfile] = Field(default_factory=dict)
+    intensity_profiles: dict[str, TrainingIntensityProfile] = Field(default_factory=dict)
     files: dict[Literal[MODEL_FILE, WEIGHTS_FILE], Sha256]  # type: ignore[valid-type]
     settings: dict[str, Any] = Field(default_factory=dict)
     content_sha256: Sha256

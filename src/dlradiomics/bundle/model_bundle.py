@@ -37,7 +37,7 @@ from dlradiomics.bundle.metadata import (
     build_metadata,
     parse_metadata,
 )
-from dlradiomics.bundle.profiles import IntensityProfile, feature_ranges, feature_warnings
+from dlradiomics.bundle.profiles import TrainingIntensityProfile, feature_ranges, feature_warnings
 from dlradiomics.models.blocks import aggregate_by_patient
 
 VERSIONED_PACKAGES = ("dlradiomics", "scikit-learn", "numpy", "skops", "xgboost-cpu", "lightgbm", "torch", "timm",
@@ -104,7 +104,7 @@ class ModelBundle:
         return dict(self.metadata.settings)
 
     @property
-    def intensity_profiles(self) -> dict[str, IntensityProfile]:
+    def intensity_profiles(self) -> dict[str, TrainingIntensityProfile]:
         """The training images' intensity profile of each modality (may be empty for table-only bundles)."""
         return dict(self.metadata.intensity_profiles)
 
@@ -173,7 +173,7 @@ def _model_columns_problem(model: Any, columns: Sequence[str]) -> str | None:
 def save_bundle(path: str | Path, model: Any, *, training_table: pd.DataFrame, threshold: float,
                 modalities: Sequence[str], feature_kinds: Sequence[str], level: str,
                 settings: Mapping[str, Any] | None = None, tensors: Mapping[str, np.ndarray] | None = None,
-                intensity_profiles: Mapping[str, IntensityProfile] | None = None,
+                intensity_profiles: Mapping[str, TrainingIntensityProfile] | None = None,
                 trusted: Sequence[str] = ()) -> Path:
     """Write a fitted model as a bundle folder.
 

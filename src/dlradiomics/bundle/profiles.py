@@ -8,10 +8,12 @@ Two records travel in `bundle.json`:
   mark most patients of a model with hundreds of features). On BUS-BRA radiomic features
   (`bench/feature_range_flags.py`) this flags under 1% of held-out images of a model trained on
   800 patients, and a 16-bit copy of any 8-bit image.
-- `IntensityProfile` per modality: the storage types and bit depths of the training images and
-  their intensity range (over all images, and of each image's robust 0.5th/99.5th percentiles).
-  A new image stored differently, or whose intensities leave that range, is flagged: an 8-bit
-  model fed a 16-bit image sees every grey level 257 times too bright.
+- `TrainingIntensityProfile` per modality: the storage types and bit depths of the training images
+  and their intensity range under io's intensity convention (over all images, and of each image's
+  robust 0.5th/99.5th percentiles), built from each image's `dlradiomics.io.IntensityProfile`.
+  A new image stored differently is named; one whose intensities leave that range (a rescaled
+  export, a 16-bit file holding unscaled 8-bit values, another device) is flagged, since its
+  features are computed from numbers the model never saw.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
+from dlradiomics.io import IntensityProfile
 from dlradiomics.models.blocks import blocks_of
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -140,38 +143,8 @@ def _spans(ranges: Mapping[str, FeatureRange | None], columns: list[str], positi
     return np.where(spans > 0, spans, 1.0)
 
 
-class ImageIntensity(_Record):
-    """How one image is stored and how bright it is (after reading, as features see it).
-
-    Args:
-        dtype: numpy type of the pixels as stored in the file (`uint8`, `uint16`, `float32` ...).
-        bit_depth: bits per pixel of an integer type; None for floating point.
-        low: 0.5th percentile of the image's intensities.
-        high: 99.5th percentile.
-        minimum: smallest intensity.
-        maximum: largest intensity.
-    """
-
-    dtype: str
-    bit_depth: PositiveInt | None
-    low: FiniteFloat
-    high: FiniteFloat
-    minimum: FiniteFloat
-    maximum: FiniteFloat
-
-    @classmethod
-    def of(cls, stored_dtype: np.dtype, intensities: np.ndarray) -> ImageIntensity:
-        """Measure an image: its stored pixel type and the intensities features are computed from."""
-        values = np.asarray(intensities, dtype=np.float64)
-        low, high = np.percentile(values, ROBUST_PERCENTILES)
-        dtype = np.dtype(stored_dtype)
-        bits = dtype.itemsize * 8 if dtype.kind in "biu" else None
-        return cls(dtype=dtype.name, bit_depth=bits, low=float(low), high=float(high),
-                   minimum=float(values.min()), maximum=float(values.max()))
-
-
-class IntensityProfile(_Record):
-    """The training images of one modality.
+class TrainingIntensityProfile(_Record):
+    """The training images of one modality (built from each image's `dlradiomics.io.IntensityProfile`).
 
     Args:
         n_images: images measured.
@@ -192,40 +165,45 @@ class IntensityProfile(_Record):
     high_range: tuple[FiniteFloat, FiniteFloat]
 
     @model_validator(mode="after")
-    def _ordered(self) -> IntensityProfile:
+    def _ordered(self) -> TrainingIntensityProfile:
         if not (self.minimum <= self.maximum and self.low_range[0] <= self.low_range[1]
                 and self.high_range[0] <= self.high_range[1]):
             raise ValueError("needs minimum <= maximum and each range as (lowest, highest)")
         return self
 
     @classmethod
-    def of(cls, images: Sequence[ImageIntensity]) -> IntensityProfile:
-        """The profile of a modality from its measured training images."""
+    def of(cls, images: Sequence[IntensityProfile]) -> TrainingIntensityProfile:
+        """The profile of a modality from its training images' profiles."""
         if not images:
             raise ValueError("an intensity profile needs at least one image")
+        lows = [image.percentiles[ROBUST_PERCENTILES[0]] for image in images]
+        highs = [image.percentiles[ROBUST_PERCENTILES[1]] for image in images]
         return cls(
             n_images=len(images),
             dtypes=sorted({image.dtype for image in images}),
             bit_depths=sorted({image.bit_depth for image in images if image.bit_depth is not None}),
             minimum=min(image.minimum for image in images), maximum=max(image.maximum for image in images),
-            low_range=(min(image.low for image in images), max(image.low for image in images)),
-            high_range=(min(image.high for image in images), max(image.high for image in images)))
+            low_range=(min(lows), max(lows)), high_range=(min(highs), max(highs)))
 
     def describe(self) -> str:
         """'uint8 (8-bit), intensities 0 to 255' for messages."""
         bits = f" ({', '.join(f'{bits}-bit' for bits in self.bit_depths)})" if self.bit_depths else ""
         return f"{', '.join(self.dtypes)}{bits}, intensities {self.minimum:.4g} to {self.maximum:.4g}"
 
-    def deviations(self, image: ImageIntensity) -> list[str]:
-        """How a new image differs from the training images (empty when it fits the profile)."""
+    def deviations(self, image: IntensityProfile) -> list[str]:
+        """How a new image differs from the training images (empty when it fits the profile).
+
+        Args:
+            image: the new image's profile (`dlradiomics.io.RoiImage.intensity_profile()`).
+        """
         found = []
         if image.dtype not in self.dtypes or (image.bit_depth is not None and image.bit_depth not in self.bit_depths):
             bits = f" ({image.bit_depth}-bit)" if image.bit_depth else ""
-            found.append(f"stored as {image.dtype}{bits}")
-        if image.low < self.minimum or image.high > self.maximum:
-            found.append(f"intensities {image.low:.4g} to {image.high:.4g} (0.5th-99.5th percentile) "
-                         "beyond the training range")
-        elif self.high_range[0] > 0 and image.high < DARKER_FACTOR * self.high_range[0]:
-            found.append(f"99.5th percentile {image.high:.4g}, under half of the darkest training image's "
+            found.append(f"stored as {image.dtype}{bits}, unlike the training images")
+        low, high = image.percentiles[ROBUST_PERCENTILES[0]], image.percentiles[ROBUST_PERCENTILES[1]]
+        if low < self.minimum or high > self.maximum:
+            found.append(f"intensities {low:.4g} to {high:.4g} (0.5th-99.5th percentile) beyond the training range")
+        elif self.high_range[0] > 0 and high < DARKER_FACTOR * self.high_range[0]:
+            found.append(f"99.5th percentile {high:.4g}, under half of the darkest training image's "
                          f"({self.high_range[0]:.4g})")
         return found

@@ -1,11 +1,9 @@
-"""Intensity profiles of images: how training images were stored and how bright they were.
+"""Intensity profiles of training images: how they were stored and how bright they were.
 
-`fit_final_model` records one `IntensityProfile` per modality in the bundle; `predict_manifest`
-measures each new image the same way and flags those unlike the training images (an 8-bit
-model given a 16-bit file, a rescaled export ...).
-
-Intensities are measured on the `RoiImage` the features are computed from (after any read-time
-convention of `dlradiomics.io`), the pixel type on the file as stored.
+`fit_final_model` records one `TrainingIntensityProfile` per modality in the bundle, built from
+each image's `dlradiomics.io.IntensityProfile` (measured under io's intensity convention, as the
+features see the image); `predict_manifest` measures each new image the same way and flags those
+unlike the training images.
 """
 
 from __future__ import annotations
@@ -15,20 +13,16 @@ import logging
 import numpy as np
 import pandas as pd
 
-from dlradiomics.bundle import ImageIntensity, IntensityProfile
-from dlradiomics.io import ImageReadError, read_image, roi_from_arrays
+from dlradiomics.bundle import TrainingIntensityProfile
+from dlradiomics.cohort import load_row_roi
+from dlradiomics.io import ImageReadError, IntensityProfile
 
 logger = logging.getLogger(__name__)
 PROFILE_IMAGES = 256  # training images measured per modality: enough for the range, cheap on a large cohort
 
 
-def _optional_int(row: pd.Series, column: str) -> int | None:
-    value = row.get(column)
-    return None if value is None or pd.isna(value) else int(value)
-
-
-def image_intensity(row: pd.Series) -> ImageIntensity:
-    """Measure the image of one cohort (or feature-table) row.
+def image_intensity(row: pd.Series) -> IntensityProfile:
+    """The intensity profile of the image of one cohort (or feature-table) row.
 
     Args:
         row: with `image` and `mask` paths, and optionally `mask_label` and `slice`.
@@ -36,15 +30,11 @@ def image_intensity(row: pd.Series) -> ImageIntensity:
     Raises:
         ImageReadError: the files cannot be read.
     """
-    image = read_image(row["image"])
-    mask = read_image(row["mask"], as_labels=True)
-    roi = roi_from_arrays(image, mask, row["image"], row["mask"], mask_label=_optional_int(row, "mask_label"),
-                          slice_index=_optional_int(row, "slice"))
-    return ImageIntensity.of(image.array.dtype, roi.image)
+    return load_row_roi(row).intensity_profile()
 
 
 def training_intensity_profiles(rows: pd.DataFrame, modalities: list[str], *,
-                                limit: int = PROFILE_IMAGES) -> dict[str, IntensityProfile]:
+                                limit: int = PROFILE_IMAGES) -> dict[str, TrainingIntensityProfile]:
     """The intensity profile of each modality's training images.
 
     Args:
@@ -67,7 +57,7 @@ def training_intensity_profiles(rows: pd.DataFrame, modalities: list[str], *,
             except (ImageReadError, ValueError) as error:
                 logger.warning("intensity profile: %s skipped: %s", row["roi_id"], error)
         if measured:
-            profiles[modality] = IntensityProfile.of(measured)
+            profiles[modality] = TrainingIntensityProfile.of(measured)
         else:
             logger.warning("intensity profile of %s: no image could be measured; new %s images will not be checked",
                            modality, modality)
