@@ -333,3 +333,20 @@ def test_other_library_versions_give_a_warning(bundle_folder):
     edit_metadata(bundle_folder, versions=document["versions"])
     with pytest.warns(UserWarning, match="scikit-learn 0.1"):
         load_bundle(bundle_folder)
+
+
+def test_the_bundle_imports_no_study_report_or_cli_anywhere():
+    # Module-level and function-level imports alike: the bundle predicts tables, the study makes them.
+    import ast
+    from pathlib import Path
+
+    import dlradiomics.bundle
+
+    forbidden = ("dlradiomics.study", "dlradiomics.report", "dlradiomics.cli", "dlradiomics.cohort")
+    found = []
+    for path in Path(dlradiomics.bundle.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}: {name}" for name in names if name.startswith(forbidden)]
+    assert found == []
