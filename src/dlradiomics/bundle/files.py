@@ -1,11 +1,8 @@
-"""The files of a bundle folder: their hashes, the check that nothing was swapped, added or lost,
-and atomic writes (a bundle is never left half-written under its final name)."""
+"""The files of a bundle folder: their hashes, and the check that nothing was swapped, added or lost."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -51,16 +48,3 @@ def read_checked_files(folder: Path, recorded: Mapping[str, str]) -> dict[str, b
         contents[name] = data
     return contents
 
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write a file through a temporary file in the same folder and `os.replace`."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

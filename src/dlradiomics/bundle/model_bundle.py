@@ -27,7 +27,7 @@ import pandas as pd
 
 from dlradiomics.bundle.audit import audit_model_file, load_model, resolve_trusted_classes
 from dlradiomics.bundle.errors import BundleError
-from dlradiomics.bundle.files import read_checked_files, sha256_bytes, write_atomically
+from dlradiomics.bundle.files import read_checked_files, sha256_bytes
 from dlradiomics.bundle.metadata import (
     MAX_METADATA_BYTES,
     METADATA_FILE,
@@ -38,6 +38,7 @@ from dlradiomics.bundle.metadata import (
     parse_metadata,
 )
 from dlradiomics.bundle.profiles import TrainingIntensityProfile, feature_ranges, feature_warnings
+from dlradiomics.io.atomic import write_bytes_atomic
 from dlradiomics.models.blocks import aggregate_by_patient
 
 VERSIONED_PACKAGES = ("dlradiomics", "scikit-learn", "numpy", "skops", "xgboost-cpu", "lightgbm", "torch", "timm",
@@ -238,10 +239,10 @@ def save_bundle(path: str | Path, model: Any, *, training_table: pd.DataFrame, t
     (folder / METADATA_FILE).unlink(missing_ok=True)
     for name in (MODEL_FILE, WEIGHTS_FILE):
         if name in contents:
-            write_atomically(folder / name, contents[name])
+            write_bytes_atomic(folder / name, contents[name])
         else:
             (folder / name).unlink(missing_ok=True)
-    write_atomically(folder / METADATA_FILE, text.encode("utf-8"))
+    write_bytes_atomic(folder / METADATA_FILE, text.encode("utf-8"))
     return folder
 
 
