@@ -198,6 +198,10 @@ def _row_cases(folder: Path) -> list[RowCase]:  # noqa: PLR0915 - one block per 
         seen_without_images=True)
     add("mask_is_folder", "mask", _row(patient("mask_is_folder"), image, folder / "a_folder.png"),
         seen_without_images=True)
+    device = folder / "device.png"
+    if not device.exists():
+        device.symlink_to("/dev/zero")  # reading it would never end
+    add("image_is_a_device", "image", _row(patient("image_is_a_device"), device, mask), seen_without_images=True)
     add("blank_image_path", "image", _row(patient("blank_image_path"), "", mask), seen_without_images=True)
     add("blank_mask_path", "mask", _row(patient("blank_mask_path"), image, ""), seen_without_images=True)
 
@@ -348,6 +352,11 @@ def _whole_file_cases(root: Path, corpus: Corpus) -> list[WholeFileCase]:
     manifest("missing_label_column", "patient_id,modality,image,mask\n" + good_line.rsplit(",", 1)[0] + "\n",
              "label", commands=("check", "qa", "extract", "run"))
     manifest("header_only_manifest", header, "no rows")
+    manifest("utf16_manifest", (header + good_line).encode("utf-16"), "UTF-16")
+    manifest("semicolon_manifest", (header + good_line).replace(",", ";"), "separated by semicolons")
+    manifest("xlsx_renamed_manifest", b"PK\x03\x04" + bytes(100), "Excel")
+    manifest("repeated_column_manifest", "patient_id,modality,image,mask,label,label\n"
+             + good_line.rstrip("\n") + ",malignant\n", "column appears more than once")
     bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
     bomb += [f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]" for a, b in zip("abcdefgh", "bcdefghi")]
     manifest("billion_laughs_manifest", "\n".join(bomb) + "\nrows: *i\n", "alias bomb", suffix=".yaml")
@@ -365,6 +374,9 @@ def _whole_file_cases(root: Path, corpus: Corpus) -> list[WholeFileCase]:
 
     manifest_path = str(corpus.manifest)
     study("billion_laughs_study", "\n".join(bomb) + "\n", "alias bomb")
+    study("empty_study", "", "the study file is empty")
+    (files / "a_file").write_text("not a folder\n")
+    study("output_is_a_file", cheapest_study(manifest_path, output=str(files / "a_file")), "is a file, not a folder")
     study("study_is_a_list", "- cohort\n- manifest\n", "mapping")
     study("study_repeated_key", f"cohort: {{manifest: {manifest_path}}}\ncv: {{outer_folds: 2}}\ncv: {{outer_folds: 9}}\n",
           "appears twice")

@@ -105,12 +105,11 @@ def predict(bundle: Path = typer.Argument(..., help="A model bundle folder (runs
     """Predict new patients with a saved model: probability, class, per-modality parts, warnings, Grad-CAM."""
     from dlradiomics.bundle import load_bundle
     from dlradiomics.cli.boundary import prepare_output_folder
-    from dlradiomics.io.safe_yaml import read_text_file
     from dlradiomics.study.prediction import predict_manifest
 
     # Checked before the bundle is applied: an unreadable manifest or a read-only --out fails now.
     loaded = load_bundle(bundle, trusted=trust)
-    read_text_file(manifest, what="manifest")
+    _check_new_patients_manifest(manifest)
     prepare_output_folder(out)
     predictions = predict_manifest(loaded, manifest, out_dir=out, gradcam=gradcam)
     failed = int(predictions["reason"].astype(bool).sum())
@@ -119,3 +118,14 @@ def predict(bundle: Path = typer.Argument(..., help="A model bundle folder (runs
                f"instead; see {out / 'predictions.csv'}")
     for row in predictions[predictions["reason"].astype(bool)].itertuples():
         typer.echo(f"  no prediction for patient {row.patient_id}: {row.reason}", err=True)
+
+
+def _check_new_patients_manifest(manifest: Path) -> None:
+    """The manifest is a readable table with the columns of new patients (a label is optional)."""
+    from dlradiomics.cohort import ManifestError, read_manifest_table
+    from dlradiomics.cohort.validation import column_problems, normalise_columns
+
+    problems = [problem for problem in column_problems(normalise_columns(read_manifest_table(manifest)))
+                if problem.column != "label"]
+    if problems:
+        raise ManifestError(str(manifest), problems)

@@ -81,6 +81,7 @@ def _file_error(path: Path, message: str) -> ManifestError:
 
 
 def _read_csv(text: str, path: Path) -> pd.DataFrame:
+    _refuse_repeated_columns(text, path)
     # Everything as text: patient "007" must not become 7. Numeric extras are restored later.
     options = {"dtype": str, "keep_default_na": False, "skipinitialspace": True}
     try:
@@ -91,6 +92,20 @@ def _read_csv(text: str, path: Path) -> pd.DataFrame:
         return _read_csv_row_by_row(text, path)
     except (ValueError, csv.Error) as error:
         raise _file_error(path, f"cannot parse the CSV: {error}") from None
+
+
+def _refuse_repeated_columns(text: str, path: Path) -> None:
+    """pandas renames a repeated column (``label``, ``label.1``) and reads on: two label columns must be an error."""
+    first_line = next((line for line in io.StringIO(text) if line.strip()), "")
+    try:
+        header = next(csv.reader([first_line], skipinitialspace=True))
+    except (csv.Error, StopIteration):
+        return
+    names = [name.strip().lower() for name in header]
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if repeated:
+        raise ManifestError(str(path), [ManifestProblem(None, None, name, "column appears more than once in the header; "
+                                                        "keep one") for name in repeated])
 
 
 def _read_csv_row_by_row(text: str, path: Path) -> pd.DataFrame:

@@ -154,6 +154,12 @@ def validate_rows(frame: pd.DataFrame, root: Path, *, check_images: bool = False
 def column_problems(frame: pd.DataFrame) -> list[ManifestProblem]:
     """Problems of the header: no known column at all (no header line?), a required one missing, one repeated."""
     if not any(column in frame.columns for column in REQUIRED_COLUMNS):
+        header = " ".join(str(column) for column in frame.columns)
+        separator = next((name for mark, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'"))
+                          if mark in header), None)
+        if separator and all(column in header.lower() for column in REQUIRED_COLUMNS):
+            return [ManifestProblem(None, None, "", f"the columns are separated by {separator}; a manifest CSV "
+                                    "separates them by commas (save it as 'CSV UTF-8 (comma delimited)')")]
         found = ", ".join(repr(str(column)) for column in list(frame.columns)[:6])
         return [ManifestProblem(None, None, "", f"no column is named {', '.join(REQUIRED_COLUMNS)}: the first line "
                                 f"must be the header naming the columns (it reads {found}); add the header line "
@@ -179,6 +185,8 @@ def _resolved_paths(values: pd.Series, column: str, root: Path, log: _ProblemLog
         path = resolve_path(value, root)
         if os.path.isdir(path):
             log.add(index, column, f"{column} is a folder, not a file: {path}")
+        elif os.path.exists(path) and not os.path.isfile(path):
+            log.add(index, column, f"{column} is not a regular file (a device, pipe or socket): {path}")
         elif not os.path.isfile(path):
             log.add(index, column, f"{column} file not found: {path}")
         resolved.append(path)

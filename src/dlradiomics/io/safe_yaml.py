@@ -80,6 +80,9 @@ def decode_text(data: bytes, source: str, *, what: str = "file") -> str:
     Raises:
         YamlInputError: the bytes are binary (a NUL byte, an image signature) or not UTF-8.
     """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise YamlInputError(source, f"the {what} is UTF-16 text (a spreadsheet's 'Unicode text')",
+                             "save it as UTF-8 (in a spreadsheet: 'CSV UTF-8')")
     signature = _binary_signature(data)
     if signature or b"\x00" in data[:8192]:
         kind = f"a {signature} file" if signature else "binary data (it holds NUL bytes)"

@@ -301,6 +301,9 @@ class StudySettings(_Section):
         Raises:
             StudySettingsError: a key is unknown, missing, or has a value that is not allowed.
         """
+        if mapping is None:
+            raise StudySettingsError(f"{source}: the study file is empty; `dlradiomics init` writes a commented "
+                                     "example to start from")
         if not isinstance(mapping, dict):
             raise StudySettingsError(f"{source}: expected a mapping of keys at the top level, got "
                                      f"{type(mapping).__name__}")
