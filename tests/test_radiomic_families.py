@@ -106,3 +106,12 @@ def test_roi_zscore_makes_features_invariant_to_a_linear_intensity_change(roi):
     plain = load_radiomics_params()
     assert extract_roi_features(brighter, plain)["original_glcm_JointEnergy"] != pytest.approx(
         extract_roi_features(roi, plain)["original_glcm_JointEnergy"])
+
+
+def test_a_filtered_familys_own_bin_width_changes_only_its_features(roi):
+    coarse = extract_roi_features(roi, load_radiomics_params(overrides={"dlradiomics": {"wavelet": {"name": "haar"}}}))
+    fine = extract_roi_features(
+        roi, load_radiomics_params(overrides={"dlradiomics": {"wavelet": {"name": "haar", "bin_width": 5}}}))
+    assert fine["original_glcm_JointEntropy"] == coarse["original_glcm_JointEntropy"]
+    # Five times narrower bins resolve more grey levels: a higher histogram entropy.
+    assert fine["wavelet-HH_firstorder_Entropy"] > coarse["wavelet-HH_firstorder_Entropy"] + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from dlradiomics.store import FeatureStore, content_key
@@ -134,3 +135,22 @@ def test_concurrent_writer_processes_lose_nothing(tmp_path):
     assert store.consolidate("radiomic") == 3
     rows = FeatureStore(tmp_path).get_rows("radiomic")
     assert len(rows) == 120 and rows["q39"] == _row(39)
+
+
+def test_consolidation_merges_a_schema_with_its_new_rows_and_leaves_other_schemas_alone(tmp_path):
+    store = FeatureStore(tmp_path)
+    store.put_row("radiomic", "narrow", {"a": 1.0})
+    store.put_row("radiomic", "wide", {"a": 1.0, "b": 2.0})
+    store.close()
+    store.consolidate("radiomic")
+    tables = set((tmp_path / "radiomic").glob("table-*.parquet"))
+    assert len(tables) == 2  # one per schema
+    wide_table = next(path for path in tables if "b" in pq.read_schema(path).names)
+
+    later = FeatureStore(tmp_path)
+    later.put_row("radiomic", "narrow2", {"a": 3.0})
+    later.close()
+    assert later.consolidate("radiomic") == 2  # the narrow table and the new log
+    assert wide_table.exists()  # untouched: nothing new of its schema
+    assert FeatureStore(tmp_path).get_rows("radiomic") == {"narrow": {"a": 1.0}, "narrow2": {"a": 3.0},
+                                                           "wide": {"a": 1.0, "b": 2.0}}

@@ -32,6 +32,7 @@ import logging
 import os
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -53,6 +54,19 @@ _CORRUPT_SUFFIX = ".corrupt"
 _CONSOLIDATE_LOCK = ".consolidate.lock"
 # A reader that finds a file gone (merged meanwhile) lists the folder again, at most this often.
 _READ_ATTEMPTS = 5
+# A folder listing is remembered only when the folder is older than this (timestamp granularity).
+_RECENT_NS = 100_000_000
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Temporary files are created private (0600); a finished entry gets the permissions any new file
+# would get, so that a store folder shared by a group of users (or Dask workers) stays shared.
+_FILE_MODE = 0o666 & ~_current_umask()
 
 
 def content_key(parts: dict[str, Any]) -> str:
@@ -90,8 +104,12 @@ class _RowLog:
 
 @dataclass
 class _FileRows:
+    """What one table or log holds: where each key's row is, and (once needed) its rows."""
+
+    path: Path
     signature: tuple[int, int]
-    rows: dict[str, dict[str, Any]]
+    positions: dict[str, int]
+    table: pa.Table | None = None
 
 
 class FeatureStore:
@@ -105,6 +123,7 @@ class FeatureStore:
         self.root = Path(root)
         self._logs: dict[tuple[str, pa.Schema], _RowLog] = {}
         self._read_cache: dict[Path, _FileRows] = {}
+        self._listings: dict[Path, tuple[int, list[Path]]] = {}
         self._reported: set[Path] = set()
 
     # ------------------------------------------------------------------ frames
@@ -172,9 +191,20 @@ class FeatureStore:
         """
         wanted = None if keys is None else set(keys)
         found: dict[str, dict[str, Any]] = {}
-        for rows in self._file_rows(namespace):
-            for key in (rows.keys() if wanted is None else wanted.intersection(rows)):
-                found.setdefault(key, rows[key])
+        for file_rows in self._file_rows(namespace):
+            hits = [key for key in (file_rows.positions if wanted is None else wanted.intersection(file_rows.positions))
+                    if key not in found]
+            if not hits:
+                continue
+            table = self._table_of(file_rows)
+            if table is None:
+                continue
+            # Only the rows asked for are turned into Python values: a store holding other
+            # settings' wide rows costs nothing to a reader that does not want them.
+            records = table.take(pa.array([file_rows.positions[key] for key in hits])).to_pylist()
+            for key, record in zip(hits, records):
+                record.pop(KEY_COLUMN, None)
+                found[key] = record
         return found
 
     def keys(self, namespace: str) -> list[str]:
@@ -193,10 +223,11 @@ class FeatureStore:
             log.close()
 
     def consolidate(self, namespace: str) -> int:
-        """Merge the namespace's tables and finished logs into one Parquet table per schema.
+        """Merge the namespace's finished logs, and tables of the same schema, into one table each.
 
-        Logs still held by a live writer are left alone (they are merged by a later call). If
-        another process is consolidating, this returns at once.
+        Logs still held by a live writer are left alone (a later call merges them); a table whose
+        schema no other file shares is left as it is. If another process is consolidating, this
+        returns at once.
 
         Returns:
             The number of files merged away (0 when there was nothing to do).
@@ -207,74 +238,115 @@ class FeatureStore:
         with _try_lock(folder / _CONSOLIDATE_LOCK) as locked:
             if not locked:
                 return 0
-            sources = sorted(folder.glob(f"{_TABLE_PREFIX}*{_TABLE_SUFFIX}"))
-            sources += [path for path in sorted(folder.glob(f"{_LOG_PREFIX}*{_LOG_SUFFIX}")) if not _is_live(path)]
-            if len(sources) < 2 and not any(path.name.startswith(_LOG_PREFIX) for path in sources):
-                return 0
-            groups: dict[pa.Schema, list[pa.Table]] = {}
-            merged, seen = [], set()
-            for path in sources:
-                table = self._read_file(path)
+            groups: dict[pa.Schema, list[tuple[Path, pa.Table | None]]] = {}
+            for path in sorted(folder.glob(f"{_TABLE_PREFIX}*{_TABLE_SUFFIX}")):
+                try:
+                    schema = pq.read_schema(path)
+                except (OSError, pa.ArrowException) as error:
+                    self._set_aside(path, error)
+                    continue
+                groups.setdefault(schema.remove_metadata(), []).append((path, None))
+            for path in sorted(folder.glob(f"{_LOG_PREFIX}*{_LOG_SUFFIX}")):
+                if _is_live(path):
+                    continue
+                table = self._read_log(path)
                 if table is None:
                     continue
-                merged.append(path)
-                fresh = []
-                for key in table.column(KEY_COLUMN).to_pylist():
-                    fresh.append(key not in seen)
-                    seen.add(key)
-                table = table.filter(pa.array(fresh, type=pa.bool_()))
-                if table.num_rows:
-                    groups.setdefault(table.schema, []).append(table)
-            for schema, tables in groups.items():
-                target = folder / f"{_TABLE_PREFIX}{uuid.uuid4().hex}{_TABLE_SUFFIX}"
-                whole = pa.concat_tables(tables)
-                write_atomically(target, lambda tmp, whole=whole: pq.write_table(whole, tmp, write_page_checksum=True))
-            # Only now that every row is in a new table may the sources go.
-            for path in merged:
-                path.unlink(missing_ok=True)
-                self._read_cache.pop(path, None)
-            return len(merged)
+                groups.setdefault(table.schema.remove_metadata(), []).append((path, table))
+            merged = 0
+            for schema, members in groups.items():
+                if len(members) < 2 and all(table is None for _, table in members):
+                    continue  # one table alone: already consolidated
+                merged += self._merge(folder, members)
+            return merged
+
+    def _merge(self, folder: Path, members: list[tuple[Path, pa.Table | None]]) -> int:
+        """Write the rows of ``members`` (first occurrence of each key) as one table, then drop them."""
+        tables, sources, seen = [], [], set()
+        for path, table in members:
+            table = table if table is not None else self._read_table(path)
+            if table is None:
+                continue
+            sources.append(path)
+            fresh = []
+            for key in table.column(KEY_COLUMN).to_pylist():
+                fresh.append(key not in seen)
+                seen.add(key)
+            table = table.filter(pa.array(fresh, type=pa.bool_()))
+            if table.num_rows:
+                tables.append(table.replace_schema_metadata(None))
+        if tables:
+            whole = pa.concat_tables(tables)
+            target = folder / f"{_TABLE_PREFIX}{uuid.uuid4().hex}{_TABLE_SUFFIX}"
+            write_atomically(target, lambda tmp: pq.write_table(whole, tmp, write_page_checksum=True))
+        # Only now that every row is in the new table may the sources go.
+        for path in sources:
+            path.unlink(missing_ok=True)
+            self._read_cache.pop(path, None)
+        return len(sources)
 
     # ------------------------------------------------------------------ reading
 
-    def _file_rows(self, namespace: str) -> list[dict[str, dict[str, Any]]]:
-        folder = self.root / namespace
-        for _ in range(_READ_ATTEMPTS):
-            if not folder.is_dir():
-                return []
+    def _row_files(self, folder: Path) -> list[Path]:
+        """The tables and logs of a namespace folder, listed again only when the folder changed."""
+        stamp = folder.stat().st_mtime_ns
+        listed = self._listings.get(folder)
+        if listed is None or listed[0] != stamp:
             paths = sorted(folder.glob(f"{_TABLE_PREFIX}*{_TABLE_SUFFIX}"))
             paths += sorted(folder.glob(f"{_LOG_PREFIX}*{_LOG_SUFFIX}"))
+            listed = (stamp, paths)
+            # A folder changed within the timestamp's granularity may change again unseen.
+            if time.time_ns() - stamp > _RECENT_NS:
+                self._listings[folder] = listed
+        return listed[1]
+
+    def _file_rows(self, namespace: str) -> list[_FileRows]:
+        folder = self.root / namespace
+        for _ in range(_READ_ATTEMPTS):
             try:
-                return [self._rows_of(path) for path in paths]
+                indexed = [self._index_of(path) for path in self._row_files(folder)]
+                return [file_rows for file_rows in indexed if file_rows is not None]
             except FileNotFoundError:
-                continue  # merged into a new table meanwhile: list again
+                if not folder.is_dir():
+                    return []
+                self._listings.pop(folder, None)  # merged into a new table meanwhile: list again
         raise RuntimeError(f"feature store {folder} keeps changing under the reader; try again")
 
-    def _rows_of(self, path: Path) -> dict[str, dict[str, Any]]:
+    def _index_of(self, path: Path) -> _FileRows | None:
+        """The keys of one file (a table's key column only; a log is read whole)."""
         status = path.stat()
         signature = (status.st_size, status.st_mtime_ns)
         cached = self._read_cache.get(path)
         if cached is not None and cached.signature == signature:
-            return cached.rows
-        table = self._read_file(path)
-        rows: dict[str, dict[str, Any]] = {}
-        if table is not None:
-            for record in table.to_pylist():
-                rows.setdefault(record.pop(KEY_COLUMN), record)
-        self._read_cache[path] = _FileRows(signature, rows)
-        return rows
-
-    def _read_file(self, path: Path) -> pa.Table | None:
-        """A table's or a log's rows; ``None`` (file set aside and logged) when it is unreadable."""
+            return cached
+        table = None
         if path.name.startswith(_TABLE_PREFIX):
-            try:
-                return pq.read_table(path, use_threads=False, page_checksum_verification=True)
-            except FileNotFoundError:
-                raise
-            except (OSError, pa.ArrowException) as error:
-                self._set_aside(path, error)
-                return None
-        return self._read_log(path)
+            keys = self._read_table(path, columns=[KEY_COLUMN])
+        else:
+            keys = table = self._read_log(path)
+        if keys is None:
+            return None
+        positions: dict[str, int] = {}
+        for position, key in enumerate(keys.column(KEY_COLUMN).to_pylist()):
+            positions.setdefault(key, position)
+        self._read_cache[path] = _FileRows(path, signature, positions, table)
+        return self._read_cache[path]
+
+    def _table_of(self, file_rows: _FileRows) -> pa.Table | None:
+        if file_rows.table is None:
+            file_rows.table = self._read_table(file_rows.path)
+            if file_rows.table is None:
+                self._read_cache.pop(file_rows.path, None)
+        return file_rows.table
+
+    def _read_table(self, path: Path, columns: list[str] | None = None) -> pa.Table | None:
+        try:
+            return pq.read_table(path, columns=columns, use_threads=False, page_checksum_verification=True)
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowException) as error:
+            self._set_aside(path, error)
+            return None
 
     def _read_log(self, path: Path) -> pa.Table | None:
         data = path.read_bytes()
@@ -330,6 +402,7 @@ def write_atomically(path: Path, write: Callable[[str], object]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -95,9 +95,11 @@ class LoGSettings(_Section):
 
     Args:
         sigmas: Gaussian widths, in millimetres where the spacing is known, else pixels.
+        bin_width: PyRadiomics' bin width for these images; None uses the original image's.
     """
 
     sigmas: list[float] = Field(default_factory=lambda: [1.0, 2.0, 4.0], min_length=1)
+    bin_width: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _positive(self) -> LoGSettings:
@@ -111,9 +113,11 @@ class WaveletSettings(_Section):
 
     Args:
         name: a PyWavelets discrete wavelet (coif1 is PyRadiomics' default).
+        bin_width: PyRadiomics' bin width for the sub-bands; None uses the original image's.
     """
 
     name: str = "coif1"
+    bin_width: float | None = Field(None, gt=0)
 
 
 Normalisation = Literal["none", "roi_zscore", "image_percentile"]

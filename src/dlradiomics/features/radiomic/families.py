@@ -61,15 +61,20 @@ class LaplacianOfGaussian:
     Args:
         sigmas: Gaussian widths in the image's spacing unit (millimetres where the spacing is
             known, else pixels), as PyRadiomics' ``LoG`` image type takes them.
+        bin_width: PyRadiomics' bin width for these images; ``None`` uses the original image's
+            (PyRadiomics' own default; LoG responses span a narrower range, so fewer bins).
     """
 
     sigmas: tuple[float, ...] = (1.0, 2.0, 4.0)
+    bin_width: float | None = None
 
     def __post_init__(self) -> None:
         if not self.sigmas:
             raise FamilySettingsError("log.sigmas: give at least one sigma, e.g. [1.0, 2.0, 4.0]")
         for sigma in self.sigmas:
             _require_positive("log.sigmas", sigma)
+        if self.bin_width is not None:
+            _require_positive("log.bin_width", self.bin_width)
 
 
 @dataclass(frozen=True)
@@ -78,13 +83,17 @@ class Wavelet:
 
     Args:
         name: a PyWavelets discrete wavelet (``coif1`` is PyRadiomics' default).
+        bin_width: PyRadiomics' bin width for the sub-bands; ``None`` uses the original image's.
     """
 
     name: str = "coif1"
+    bin_width: float | None = None
 
     def __post_init__(self) -> None:
         import pywt
 
+        if self.bin_width is not None:
+            _require_positive("wavelet.bin_width", self.bin_width)
         if self.name not in pywt.wavelist(kind="discrete"):
             raise FamilySettingsError(
                 f"wavelet.name: {self.name!r} is not a discrete PyWavelets wavelet (e.g. coif1, db2, haar, sym4)"
@@ -128,7 +137,7 @@ class FeatureFamilies:
         if self.peritumoral is not None:
             section["peritumoral"] = asdict(self.peritumoral)
         if self.log is not None:
-            section["log"] = {"sigmas": list(self.log.sigmas)}
+            section["log"] = {"sigmas": list(self.log.sigmas), "bin_width": self.log.bin_width}
         if self.wavelet is not None:
             section["wavelet"] = asdict(self.wavelet)
         if self.normalisation:
@@ -149,7 +158,7 @@ class FeatureFamilies:
         return cls(
             peritumoral=_build(PeritumoralRing, "peritumoral", section.get("peritumoral"), ("width_px", "width_mm")),
             log=_build_log(section.get("log")),
-            wavelet=_build(Wavelet, "wavelet", section.get("wavelet"), ("name",)),
+            wavelet=_build(Wavelet, "wavelet", section.get("wavelet"), ("name", "bin_width")),
             normalisation=_normalisation(section.get("normalisation")),
         )
 
@@ -178,12 +187,12 @@ def _build(kind: type, key: str, value: Any, allowed: tuple[str, ...]):
 
 def _build_log(value: Any) -> LaplacianOfGaussian | None:
     if isinstance(value, Mapping) and "sigmas" in value:
-        _refuse_unknown(f"{FAMILIES_SECTION}.log", value, ("sigmas",))
+        _refuse_unknown(f"{FAMILIES_SECTION}.log", value, ("sigmas", "bin_width"))
         sigmas = value["sigmas"]
         if not isinstance(sigmas, (list, tuple)):
             raise FamilySettingsError(f"log.sigmas: expected a list of numbers, got {sigmas!r}")
-        return LaplacianOfGaussian(sigmas=tuple(sigmas))
-    return _build(LaplacianOfGaussian, "log", value, ("sigmas",))
+        return LaplacianOfGaussian(sigmas=tuple(sigmas), bin_width=value.get("bin_width"))
+    return _build(LaplacianOfGaussian, "log", value, ("sigmas", "bin_width"))
 
 
 def _normalisation(value: Any) -> dict[str, str]:

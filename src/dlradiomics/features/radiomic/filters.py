@@ -94,18 +94,21 @@ def filtered_images(
     spacing: tuple[float, float],
     log: LaplacianOfGaussian | None,
     wavelet: Wavelet | None,
-) -> Iterator[tuple[str, np.ndarray]]:
-    """Each filtered image the families ask for, as ``(image-type name, 2D response)``.
+) -> Iterator[tuple[str, np.ndarray, float | None]]:
+    """Each filtered image the families ask for, as ``(image-type name, 2D response, bin width)``.
 
     Args:
         image: the (normalised) 2D image.
         spacing: pixel spacing (row, col).
         log: the LoG family or ``None``.
         wavelet: the wavelet family or ``None``.
+
+    The bin width is the family's own, or ``None`` for the original image's.
     """
     if log is not None:
         for sigma in log.sigmas:
-            yield log_image_name(sigma), laplacian_of_gaussian(image, spacing, sigma)
+            yield log_image_name(sigma), laplacian_of_gaussian(image, spacing, sigma), log.bin_width
     if wavelet is not None:
-        yield from wavelet_subbands(image, wavelet.name).items()
+        for name, band in wavelet_subbands(image, wavelet.name).items():
+            yield name, band, wavelet.bin_width
 

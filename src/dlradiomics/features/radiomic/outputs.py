@@ -5,8 +5,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv
+
 from dlradiomics.features.radiomic.extraction import ExtractionResult
-from dlradiomics.io.atomic import write_csv_atomic, write_json_atomic, write_parquet_atomic
+from dlradiomics.io.atomic import write_atomic, write_csv_atomic, write_json_atomic, write_parquet_atomic
+
+
+def _write_feature_csv(frame: pd.DataFrame, path: Path) -> None:
+    # Arrow's CSV writer: several times faster than pandas' on a cohort's wide feature table (the
+    # better part of a cached re-run otherwise), and its shortest round-trip float formatting
+    # reads back to the same numbers.
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column mixing types: pandas writes anything
+        write_csv_atomic(frame, path)
+        return
+    write_atomic(path, lambda temporary: pyarrow.csv.write_csv(table, temporary))
 
 
 def write_extraction_outputs(result: ExtractionResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
@@ -31,7 +47,7 @@ def write_extraction_outputs(result: ExtractionResult, out_dir: str | os.PathLik
         "provenance": out / "provenance.json",
     }
     write_parquet_atomic(result.features, paths["features"])
-    write_csv_atomic(result.features, paths["features_csv"])
+    _write_feature_csv(result.features, paths["features_csv"])
     write_csv_atomic(result.failures, paths["failures"])
     write_csv_atomic(result.intensity_profiles, paths["intensity_profiles"])
     write_json_atomic(paths["provenance"], result.provenance, default=str)

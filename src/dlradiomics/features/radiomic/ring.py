@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+import SimpleITK as sitk
 
 from dlradiomics.features.radiomic.families import PeritumoralRing
 
@@ -48,6 +48,13 @@ def peritumoral_ring_mask(lesion: np.ndarray, spacing: tuple[float, float], widt
         2D uint8 0/1 mask of the ring; empty when the lesion fills the image.
     """
     outside = lesion == 0
-    # Distance of each pixel outside the lesion to the nearest lesion pixel.
-    distance = ndimage.distance_transform_edt(outside, sampling=spacing)
+    if outside.all():
+        return np.zeros_like(lesion, dtype=np.uint8)
+    # Euclidean distance of each pixel outside the lesion to the nearest lesion pixel (Maurer's
+    # exact transform, in the spacing's unit; SimpleITK's spacing is (col, row)).
+    lesion_image = sitk.GetImageFromArray((~outside).astype(np.uint8))
+    lesion_image.SetSpacing((float(spacing[1]), float(spacing[0])))
+    distance = sitk.GetArrayFromImage(
+        sitk.SignedMaurerDistanceMap(lesion_image, insideIsPositive=False, squaredDistance=False,
+                                     useImageSpacing=True))
     return (outside & (distance <= width)).astype(np.uint8)

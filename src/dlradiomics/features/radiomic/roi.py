@@ -87,7 +87,9 @@ def _refuse_pyradiomics_filters(params: Mapping[str, Any]) -> None:
         )
 
 
-def create_extractor(params: Mapping[str, Any], *, shape: bool = True) -> RadiomicsFeatureExtractor:
+def create_extractor(
+    params: Mapping[str, Any], *, shape: bool = True, bin_width: float | None = None
+) -> RadiomicsFeatureExtractor:
     """A PyRadiomics extractor for ``params``, built once per process and settings.
 
     Args:
@@ -95,6 +97,7 @@ def create_extractor(params: Mapping[str, Any], *, shape: bool = True) -> Radiom
             ``dlradiomics`` section is ours and is validated here).
         shape: keep the shape classes; ``False`` gives the extractor used for filtered images and
             the peritumoral ring, whose shape would only repeat the lesion's.
+        bin_width: a bin width replacing the settings' (a filtered image family's own).
 
     Returns:
         The configured ``RadiomicsFeatureExtractor``.
@@ -106,7 +109,7 @@ def create_extractor(params: Mapping[str, Any], *, shape: bool = True) -> Radiom
     """
     # Building an extractor validates the settings against PyRadiomics' schema, which costs more
     # than extracting a small ROI; cache it by the settings' content.
-    canonical = _canonical(params) + f"|shape={shape}"
+    canonical = _canonical(params) + f"|shape={shape}|bin_width={bin_width}"
     if canonical not in _extractors:
         feature_families(params)
         settings = pyradiomics_params(params)
@@ -114,6 +117,8 @@ def create_extractor(params: Mapping[str, Any], *, shape: bool = True) -> Radiom
         if not shape:
             classes = settings.get("featureClass") or {}
             settings = {**settings, "featureClass": {k: v for k, v in classes.items() if not k.startswith("shape")}}
+        if bin_width is not None:
+            settings = {**settings, "setting": {**(settings.get("setting") or {}), "binWidth": bin_width}}
         # A deep copy: PyRadiomics keeps the mapping, and the caller's dict may change later.
         try:
             _extractors[canonical] = RadiomicsFeatureExtractor(copy.deepcopy(dict(settings)))
@@ -211,8 +216,10 @@ def extract_roi_features(
     if families.log is not None or families.wavelet is not None or families.peritumoral is not None:
         texture_extractor = create_extractor(params, shape=False)
         try:
-            for image_type, response in filtered_images(image, roi.spacing, families.log, families.wavelet):
-                computed = _execute(texture_extractor, response, roi.mask, roi.spacing, where)
+            for image_type, response, bin_width in filtered_images(image, roi.spacing, families.log, families.wavelet):
+                extractor_of_image = texture_extractor if bin_width is None else create_extractor(
+                    params, shape=False, bin_width=bin_width)
+                computed = _execute(extractor_of_image, response, roi.mask, roi.spacing, where)
                 features.update({image_type + name[len(_ORIGINAL):]: value for name, value in computed.items()})
         except FilterError as error:
             raise RadiomicFeatureError(f"cannot filter {where}: {error}") from error
