@@ -47,7 +47,6 @@ class Backbone:
         mean: per-channel normalisation mean (RGB, on a 0-1 scale).
         std: per-channel normalisation standard deviation.
         target_layer: the module whose output is the last convolutional feature map, for Grad-CAM.
-        last_block: the last convolutional block (what :func:`fine_tune_last_block` unfreezes).
         weights_id: short, path-safe identifier of the weights (part of every cache key).
     """
 
@@ -58,7 +57,6 @@ class Backbone:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     target_layer: nn.Module = field(repr=False)
-    last_block: nn.Module = field(repr=False)
     weights_id: str
 
 
@@ -67,7 +65,6 @@ class _BackboneSpec:
     build: Callable[[], nn.Module]
     strip_classifier: Callable[[nn.Module], None]
     target_layer: Callable[[nn.Module], nn.Module]
-    last_block: Callable[[nn.Module], nn.Module]
     embedding_dim: int
     input_size: int
     mean: tuple[float, float, float]
@@ -129,7 +126,6 @@ def _resnet_spec(build: Callable[[], nn.Module]) -> _BackboneSpec:
         build=build,
         strip_classifier=_replace_attribute_with_identity("fc"),
         target_layer=lambda m: m.layer4[-1],
-        last_block=lambda m: m.layer4,
         embedding_dim=2048, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
         classifier_prefixes=("fc.",),
     )
@@ -144,8 +140,6 @@ def _registry() -> dict[str, _BackboneSpec]:
             build=lambda: models.vgg19(weights=None),
             strip_classifier=_strip_vgg_classifier,
             target_layer=lambda m: _last_relu(m.features),
-            # Convolutions 13-16 and the last pooling: VGG's fifth block.
-            last_block=lambda m: m.features[28:],
             embedding_dim=512, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
             classifier_prefixes=("classifier.",),
         ),
@@ -156,7 +150,6 @@ def _registry() -> dict[str, _BackboneSpec]:
                                            init_weights=True),
             strip_classifier=_replace_attribute_with_identity("fc"),
             target_layer=lambda m: m.inception5b,
-            last_block=lambda m: m.inception5b,
             embedding_dim=1024, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
             classifier_prefixes=("fc.", "aux1.", "aux2."),
         ),
@@ -165,7 +158,6 @@ def _registry() -> dict[str, _BackboneSpec]:
                                               init_weights=True),
             strip_classifier=_replace_attribute_with_identity("fc"),
             target_layer=lambda m: m.Mixed_7c,
-            last_block=lambda m: m.Mixed_7c,
             embedding_dim=2048, input_size=299, mean=IMAGENET_MEAN, std=IMAGENET_STD,
             classifier_prefixes=("fc.", "AuxLogits."),
         ),
@@ -173,7 +165,6 @@ def _registry() -> dict[str, _BackboneSpec]:
             build=_build_efficientnet_lite0,
             strip_classifier=_replace_attribute_with_identity("_fc"),
             target_layer=lambda m: m._bn1,
-            last_block=lambda m: nn.ModuleList([m._blocks[-1], m._conv_head, m._bn1]),
             embedding_dim=1280, input_size=224, mean=TF_LITE_MEAN, std=TF_LITE_STD,
             classifier_prefixes=("_fc.",),
             torchvision_imagenet=False,
@@ -306,7 +297,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | os.PathLike[str
     return Backbone(
         name=name, model=model, embedding_dim=spec.embedding_dim, input_size=spec.input_size,
         mean=spec.mean, std=spec.std, target_layer=spec.target_layer(model),
-        last_block=spec.last_block(model), weights_id=weights_id,
+        weights_id=weights_id,
     )
 
 

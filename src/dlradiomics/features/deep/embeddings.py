@@ -71,6 +71,30 @@ def _load_prepared(row: pd.Series, backbone: Backbone, settings: CropSettings) -
                        std=backbone.std, settings=settings)
 
 
+def roi_identity(row: pd.Series, file_hashes: dict[str, str]) -> dict[str, object]:
+    """What identifies one ROI's pixels: the files' SHA-256 and the mask label / slice chosen.
+
+    Args:
+        row: one cohort row (``image``, ``mask``, optional ``mask_label``, ``slice``).
+        file_hashes: memo of file SHA-256s (a mask shared by rows is hashed once).
+
+    Returns:
+        Plain values, for :func:`~dlradiomics.store.content_key`.
+    """
+    from dlradiomics.io import sha256_file
+
+    for column in ("image", "mask"):
+        path = str(row[column])
+        if path not in file_hashes:
+            file_hashes[path] = sha256_file(path)
+    return {
+        "image_sha256": file_hashes[str(row["image"])],
+        "mask_sha256": file_hashes[str(row["mask"])],
+        "mask_label": _optional(row, "mask_label"),
+        "slice": _optional(row, "slice"),
+    }
+
+
 def roi_cache_key(row: pd.Series, backbone: Backbone, settings: CropSettings, file_hashes: dict[str, str]) -> str:
     """The content key of one ROI's embedding: files' hashes, slice/label choice, network, settings.
 
@@ -83,17 +107,8 @@ def roi_cache_key(row: pd.Series, backbone: Backbone, settings: CropSettings, fi
     Returns:
         A SHA-256 hex key.
     """
-    from dlradiomics.io import sha256_file
-
-    for column in ("image", "mask"):
-        path = str(row[column])
-        if path not in file_hashes:
-            file_hashes[path] = sha256_file(path)
     return content_key({
-        "image_sha256": file_hashes[str(row["image"])],
-        "mask_sha256": file_hashes[str(row["mask"])],
-        "mask_label": _optional(row, "mask_label"),
-        "slice": _optional(row, "slice"),
+        **roi_identity(row, file_hashes),
         "backbone": backbone.name,
         "weights": backbone.weights_id,
         "input_size": backbone.input_size,
