@@ -9,15 +9,15 @@ import pandas as pd
 from PIL import Image
 
 
-def write_roi_pngs(folder: Path, name: str, seed: int, size: int = 64) -> tuple[Path, Path]:
-    """Write a speckled image with a darker elliptical lesion and its mask; return their paths."""
+def write_roi_pngs(folder: Path, name: str, seed: int, size: int = 64, lesion_mean: float = 70.0) -> tuple[Path, Path]:
+    """Write a speckled image with an elliptical lesion (darker by default) and its mask; return their paths."""
     rng = np.random.default_rng(seed)
     rows, cols = np.mgrid[:size, :size]
     centre = size / 2 + rng.uniform(-4, 4, size=2)
     radii = rng.uniform(size / 6, size / 3, size=2)
     lesion = ((rows - centre[0]) / radii[0]) ** 2 + ((cols - centre[1]) / radii[1]) ** 2 <= 1
     image = rng.normal(140, 35, size=(size, size))
-    image[lesion] = rng.normal(70, 25, size=int(lesion.sum()))
+    image[lesion] = rng.normal(lesion_mean, 25, size=int(lesion.sum()))
     folder.mkdir(parents=True, exist_ok=True)
     image_path, mask_path = folder / f"{name}.png", folder / f"{name}_mask.png"
     Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(image_path)

@@ -24,12 +24,12 @@ from deep_fixtures import single_torch_thread  # noqa: E402,F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
-FAST = {"image_size": 64, "epochs": 6, "batch_size": 8}
+FAST = {"image_size": 64, "epochs": 4, "batch_size": 8}
 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    return learnable_cohort(tmp_path_factory.mktemp("rois"), n_patients=24, images_per_patient=2)
+    return learnable_cohort(tmp_path_factory.mktemp("rois"), n_patients=20, images_per_patient=2)
 
 
 def _outer_folds(table, n_folds=3):

@@ -241,6 +241,20 @@ class _RoiNetworkEstimator(BaseEstimator):
                                 learning_rate=self.learning_rate, head_learning_rate=self.head_learning_rate,
                                 weight_decay=self.weight_decay, dropout=self.dropout, seed=self.seed)
 
+    def fit(self, X, y):
+        """Train the network on the ROI table ``X`` with labels ``y`` (its validation rows are some of them).
+
+        Args:
+            X: ROI table (see :func:`roi_rows`).
+            y: class of each row.
+
+        Returns:
+            self
+        """
+        self._fit_network(X, y)
+        self.n_features_out_ = int(self.network_state_["head.1.weight"].shape[1])
+        return self
+
     # -- the network at run time -----------------------------------------------------------------
 
     def _build_network(self) -> _Network:
@@ -446,19 +460,6 @@ class CnnClassifier(ClassifierMixin, _RoiNetworkEstimator):
             not be read (left out).
     """
 
-    def fit(self, X, y):
-        """Train the network on the ROI table ``X`` with labels ``y``.
-
-        Args:
-            X: ROI table (see :func:`roi_rows`).
-            y: class of each row.
-
-        Returns:
-            self
-        """
-        self._fit_network(X, y)
-        return self
-
     def predict_proba(self, X) -> np.ndarray:
         """Softmax of the network's head, columns in the order of ``classes_``; NaN rows for unreadable ROIs."""
         return self._head_probabilities(self._embeddings(X))
@@ -478,20 +479,6 @@ class FineTunedEmbeddings(TransformerMixin, _RoiNetworkEstimator):
     network's global-average-pool embedding of each row (``deep_0000``...), NaN for an ROI that
     cannot be read. See :class:`_RoiNetworkEstimator` for the parameters.
     """
-
-    def fit(self, X, y):
-        """Fine-tune on the ROI table ``X`` with labels ``y``.
-
-        Args:
-            X: ROI table (see :func:`roi_rows`).
-            y: class of each row.
-
-        Returns:
-            self
-        """
-        self._fit_network(X, y)
-        self.n_features_out_ = int(self.network_state_["head.1.weight"].shape[1])
-        return self
 
     def transform(self, X) -> np.ndarray:
         """Embeddings ``(n_rows, embedding_dim)`` of the fine-tuned network."""
