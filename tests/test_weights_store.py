@@ -140,3 +140,11 @@ def test_weights_command_lists_and_refuses_unknown_names(tmp_path):
     assert lines["resnet50"] == "ok" and lines["vgg19"] == "missing" and lines["efficientnet_lite0"] == "bundled"
     unknown = runner.invoke(app, ["weights", "download", "alexnet", "--dir", str(tmp_path)])
     assert unknown.exit_code == 2 and "alexnet" in unknown.output
+
+
+def test_weights_add_of_a_foreign_file_is_a_known_problem_with_one_message(tmp_path):
+    fake = tmp_path / "resnet50-0676ba61.pth"
+    torch.save({"weight": torch.zeros(1)}, fake)
+    result = CliRunner().invoke(app, ["weights", "add", "resnet50", str(fake), "--dir", str(tmp_path / "store")])
+    assert result.exit_code == 2, result.output
+    assert "0676ba61" in result.output and "Traceback" not in result.output

@@ -28,16 +28,12 @@ def download(
 
     Each file is checked against the hash prefix in torchvision's file name before it is stored; later loads refuse a file whose SHA-256 differs from the record. Copy the folder to offline machines.
     """  # noqa: E501  (one line per paragraph: the help screen wraps it to the terminal)
-    from dlradiomics.features.deep.weights import BackboneWeightsError, download_weights, weight_file
+    from dlradiomics.features.deep.weights import download_weights, weight_file
 
     _check_names(names, weight_file)
     for name in names:
-        try:
-            path = download_weights(name, weights_dir)
-        except (BackboneWeightsError, OSError) as error:
-            typer.echo(f"error: {name}: {error}", err=True)
-            raise typer.Exit(1) from error
-        typer.echo(f"{name}: stored {path}")
+        # A failed download or hash check is a BackboneWeightsError: the command boundary prints it.
+        typer.echo(f"{name}: stored {download_weights(name, weights_dir)}")
 
 
 @weights_app.command("add")
@@ -50,15 +46,10 @@ def add(
 
     The file must be torchvision's own (its SHA-256 must start with the prefix in torchvision's file name, e.g. resnet50-0676ba61.pth). For other weights, pass the file itself as the backbone's weights.
     """  # noqa: E501
-    from dlradiomics.features.deep.weights import BackboneWeightsError, add_weights_file, weight_file
+    from dlradiomics.features.deep.weights import add_weights_file, weight_file
 
     _check_names([name], weight_file)
-    try:
-        path = add_weights_file(name, file, weights_dir)
-    except BackboneWeightsError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from error
-    typer.echo(f"{name}: stored {path}")
+    typer.echo(f"{name}: stored {add_weights_file(name, file, weights_dir)}")
 
 
 @weights_app.command("list")
