@@ -34,4 +34,4 @@ def main(
 
 
 # Registering the commands: each module adds its commands to `app` on import.
-from dlradiomics.cli import qa, extract, embed, gradcam, study, weights  # noqa: E402,F401
+from dlradiomics.cli import qa, extract, embed, gradcam, study, weights, serve  # noqa: E402,F401
