@@ -23,10 +23,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(requested: bool) -> None:
+    if requested:
+        from dlradiomics import __version__
+
+        typer.echo(f"dlradiomics {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of any error (also: "
                                "DLRADIOMICS_DEBUG=1)."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
     """Deep learning radiomics for breast tumours (run a command with --help for its options)."""
     # An explicit callback keeps every command a named subcommand, even while only one is registered.
@@ -34,4 +44,4 @@ def main(
 
 
 # Registering the commands: each module adds its commands to `app` on import.
-from dlradiomics.cli import qa, extract, embed, gradcam, study, weights, serve  # noqa: E402,F401
+from dlradiomics.cli import qa, extract, embed, gradcam, study, weights, serve, docs  # noqa: E402,F401

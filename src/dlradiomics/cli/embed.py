@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from dlradiomics.cli import app
+from dlradiomics.features.defaults import DEFAULT_BACKBONE
 
 
 @app.command()
@@ -16,8 +17,9 @@ def embed(
         ..., exists=True, dir_okay=False, help="Cohort manifest (CSV or YAML): one row per image with its mask and label."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for deep_BACKBONE.parquet, failures.csv, provenance.json."),
-    backbone: str = typer.Option("resnet50", "--backbone", "-b", help="resnet50 (the paper's), resnet101, vgg19, "
-                                 "googlenet, inception_v3 or efficientnet_lite0 (ImageNet weights ship offline)."),
+    backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", "-b", help="efficientnet_lite0 (the default, as in "
+                                 "studies: its ImageNet weights ship offline), resnet50 (the paper's), resnet101, "
+                                 "vgg19, googlenet or inception_v3 (their weights must be downloaded first)."),
     weights: str = typer.Option("imagenet", "--weights", help="imagenet, none (random, seeded) or a state-dict PATH."),
     store: Optional[Path] = typer.Option(None, "--store", help="Feature store folder (cache shared between runs). "
                                          "Default: OUT/store."),

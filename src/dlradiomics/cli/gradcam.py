@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from dlradiomics.cli import app
+from dlradiomics.features.defaults import DEFAULT_BACKBONE
 
 _HEAD_TYPE = "dlradiomics.features.deep.head.EmbeddingHeadClassifier"
 
@@ -18,7 +19,7 @@ def gradcam(
         ..., exists=True, dir_okay=False, help="Cohort manifest (CSV or YAML): one row per image with its mask and label."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the overlay PNGs, gradcam.csv and head.skops."),
-    backbone: str = typer.Option("resnet50", "--backbone", "-b", help="Backbone name (see `dlradiomics embed --help`)."),
+    backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", "-b", help="Backbone name (see `dlradiomics embed --help`)."),
     weights: str = typer.Option("imagenet", "--weights", help="imagenet, none (random, seeded) or a state-dict PATH."),
     head: Optional[Path] = typer.Option(
         None, "--head", exists=True, dir_okay=False,

@@ -12,7 +12,7 @@ from dlradiomics.cli import app
 manifest_app = typer.Typer(
     name="manifest",
     help="Write or check a cohort manifest: the CSV/YAML table (one row per image: patient_id, modality, "
-    "image, mask, label) that every other command reads. See docs/manifest.md.",
+    "image, mask, label) that every other command reads. The format: `dlradiomics docs manifest`.",
     no_args_is_help=True,
 )
 app.add_typer(manifest_app, name="manifest")

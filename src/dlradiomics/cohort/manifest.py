@@ -1,4 +1,4 @@
-"""Reading and writing manifest files (CSV or YAML). The format is documented in docs/manifest.md."""
+"""Reading and writing manifest files (CSV or YAML). The format: `dlradiomics docs manifest`."""
 
 from __future__ import annotations
 

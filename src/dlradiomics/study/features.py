@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from dlradiomics.features.defaults import DEFAULT_BACKBONE
+
 logger = logging.getLogger(__name__)
 
 FAILURE_COLUMNS = ["roi_id", "patient_id", "stage", "error"]
@@ -45,7 +47,7 @@ def feature_kinds_for(sources: Sequence[str]) -> list[str]:
 
 
 def compute_feature_tables(cohort: Any, kinds: Sequence[str], *, store_dir: Path,
-                           radiomics_params: Any = None, backbone: str = "efficientnet_lite0",
+                           radiomics_params: Any = None, backbone: str = DEFAULT_BACKBONE,
                            weights: str | None = "imagenet", n_jobs: int = 1,
                            progress: bool = True) -> FeatureTables:
     """Compute (or read from the store) the feature tables of a cohort.

@@ -18,7 +18,7 @@ from dlradiomics.study.intensity import training_intensity_profiles
 from dlradiomics.study.preflight import check_feature_coverage, preflight_study
 from dlradiomics.study.qa_gate import check_duplicates, duplicate_pairs_across_patients
 from dlradiomics.study.run_folder import (RunFolder, attach_log_file, create_run_folder, mark_run_complete,
-                                          mark_run_failed, write_provenance)
+                                          mark_run_failed, point_latest_at, write_provenance)
 from dlradiomics.study.runner import StageTimer, StudyResult, cached_frames, table_fingerprint
 from dlradiomics.study.settings import StudySettings
 
@@ -335,6 +335,7 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
                 final=final, gallery=gallery, opening=opening or settings.report.note, grid_cached=grid_cached,
                 stage_seconds=dict(timer.seconds)))
         mark_run_complete(run)
+        point_latest_at(run)
         return StudyResult(run_dir=run.root, report_path=report_path,
                            bundle_path=final.bundle_path if final else None, results=grid.results,
                            best=final.configuration if final else None, stage_seconds=dict(timer.seconds),

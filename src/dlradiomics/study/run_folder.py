@@ -31,6 +31,8 @@ RECORDED_PACKAGES = ("dlradiomics", "numpy", "scipy", "pandas", "scikit-learn", 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 STATUS_FILE = "status.json"
 COMPLETE_MARKER = "COMPLETE"
+LATEST_LINK = "latest"  # <output>/runs/latest -> the newest finished run
+LATEST_FILE = "LATEST"  # its stand-in where the file system has no symbolic links
 logger = logging.getLogger(__name__)
 
 
@@ -140,6 +142,32 @@ def mark_run_failed(run: RunFolder, error: BaseException) -> None:
         _write_status(run, "failed", error=summary)
     except OSError:
         pass
+
+
+def point_latest_at(run: RunFolder) -> Path:
+    """Point `<output>/runs/latest` at a finished run, atomically, so it never names a half-written run.
+
+    The link is relative (the output folder can move) and replaced in one rename. Where symbolic
+    links are unavailable, `<output>/runs/LATEST` (a text file holding the run folder's name) is
+    replaced instead.
+
+    Args:
+        run: the run that just finished.
+
+    Returns:
+        The link, or the LATEST file.
+    """
+    runs = run.root.parent
+    staged = runs / f".{LATEST_LINK}.{os.getpid()}"
+    try:
+        staged.unlink(missing_ok=True)
+        staged.symlink_to(run.root.name, target_is_directory=True)
+        os.replace(staged, runs / LATEST_LINK)
+        return runs / LATEST_LINK
+    except OSError:
+        staged.unlink(missing_ok=True)
+    write_text_atomic(runs / LATEST_FILE, run.root.name + "\n")
+    return runs / LATEST_FILE
 
 
 def library_versions() -> dict[str, str]:

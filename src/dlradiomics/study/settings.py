@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dlradiomics.cohort.modalities import checked_modality
+from dlradiomics.features.defaults import DEFAULT_BACKBONE
 from dlradiomics.io.atomic import write_text_atomic
 from dlradiomics.io.safe_yaml import YamlInputError, load_yaml_file
 
@@ -164,7 +165,7 @@ class DeepSettings(_Section):
         pca_components: PCA dimensions per modality, fitted inside training folds.
     """
 
-    backbone: str = "efficientnet_lite0"
+    backbone: str = DEFAULT_BACKBONE
     weights: str = "imagenet"
     pca_components: int = Field(32, ge=1)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dlradiomics.features.defaults import DEFAULT_BACKBONE
 from dlradiomics.features.deep.weights import BackboneWeightsError, WeightStore, torchvision_weights_member
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -31,7 +32,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 TF_LITE_MEAN = (127.0 / 255.0,) * 3
 TF_LITE_STD = (128.0 / 255.0,) * 3
 
-DEFAULT_BACKBONE = "resnet50"
 
 
 @dataclass
