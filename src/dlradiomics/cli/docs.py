@@ -10,7 +10,8 @@ from dlradiomics.cli import app
 
 
 @app.command()
-def docs(topic: Optional[str] = typer.Argument(None, help="The page to print, e.g. manifest; none lists them.")) -> None:
+def docs(topic: Optional[str] = typer.Argument(None, help="The page to print, e.g. manifest; none lists them.")
+         ) -> None:
     """Print a documentation page shipped with the package (Markdown), e.g. `dlradiomics docs manifest`."""
     from dlradiomics.docs import available_topics, read_topic
 

@@ -17,9 +17,9 @@ def embed(
         ..., exists=True, dir_okay=False, help="Cohort manifest (CSV or YAML): one row per image with its mask and label."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for deep_BACKBONE.parquet, failures.csv, provenance.json."),
-    backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", "-b", help="efficientnet_lite0 (the default, as in "
-                                 "studies: its ImageNet weights ship offline), resnet50 (the paper's), resnet101, "
-                                 "vgg19, googlenet or inception_v3 (their weights must be downloaded first)."),
+    backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", "-b", help="efficientnet_lite0 (the default, as "
+                                 "in studies: its ImageNet weights ship offline), resnet50 (the paper's), resnet101, "
+                                 "vgg19, googlenet or inception_v3 (first: `dlradiomics weights download`)."),
     weights: str = typer.Option("imagenet", "--weights", help="imagenet, none (random, seeded) or a state-dict PATH."),
     store: Optional[Path] = typer.Option(None, "--store", help="Feature store folder (cache shared between runs). "
                                          "Default: OUT/store."),
