@@ -97,10 +97,11 @@ def test_latest_points_at_the_newest_finished_run(tmp_path):
     point_latest_at(first)
     second = create_run_folder(tmp_path)
     link = point_latest_at(second)
-    assert link == tmp_path / "runs" / LATEST_LINK
+    assert link == tmp_path / LATEST_LINK
     assert link.is_symlink() and not Path(link.readlink()).is_absolute()  # the output folder can move
     assert link.resolve() == second.root.resolve()
-    assert sorted(path.name for path in (tmp_path / "runs").iterdir() if path.name.startswith(".")) == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == [LATEST_LINK, "runs"]  # nothing staged is left
+    assert sorted((tmp_path / "runs").iterdir()) == sorted([first.root, second.root])  # runs/ holds runs only
 
 
 def test_latest_is_a_file_where_links_are_unavailable(tmp_path, monkeypatch):
@@ -110,8 +111,8 @@ def test_latest_is_a_file_where_links_are_unavailable(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "symlink_to", no_links)
     run = create_run_folder(tmp_path)
     written = point_latest_at(run)
-    assert written == tmp_path / "runs" / LATEST_FILE
-    assert written.read_text(encoding="utf-8").strip() == run.root.name
+    assert written == tmp_path / LATEST_FILE
+    assert (tmp_path / written.read_text(encoding="utf-8").strip()).resolve() == run.root.resolve()
 
 
 @pytest.mark.parametrize("command", ["serve", "docs", "predict"])

@@ -31,7 +31,7 @@ RECORDED_PACKAGES = ("dlradiomics", "numpy", "scipy", "pandas", "scikit-learn", 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 STATUS_FILE = "status.json"
 COMPLETE_MARKER = "COMPLETE"
-LATEST_LINK = "latest"  # <output>/runs/latest -> the newest finished run
+LATEST_LINK = "latest"  # <output>/latest -> runs/<the newest finished run>
 LATEST_FILE = "LATEST"  # its stand-in where the file system has no symbolic links
 logger = logging.getLogger(__name__)
 
@@ -145,11 +145,11 @@ def mark_run_failed(run: RunFolder, error: BaseException) -> None:
 
 
 def point_latest_at(run: RunFolder) -> Path:
-    """Point `<output>/runs/latest` at a finished run, atomically, so it never names a half-written run.
+    """Point `<output>/latest` at a finished run, atomically, so it never names a half-written run.
 
-    The link is relative (the output folder can move) and replaced in one rename. Where symbolic
-    links are unavailable, `<output>/runs/LATEST` (a text file holding the run folder's name) is
-    replaced instead.
+    The link sits beside `runs/` (so `runs/` holds run folders only), is relative (the output
+    folder can move) and is replaced in one rename. Where symbolic links are unavailable,
+    `<output>/LATEST` (a text file holding `runs/<name>`) is replaced instead.
 
     Args:
         run: the run that just finished.
@@ -157,17 +157,18 @@ def point_latest_at(run: RunFolder) -> Path:
     Returns:
         The link, or the LATEST file.
     """
-    runs = run.root.parent
-    staged = runs / f".{LATEST_LINK}.{os.getpid()}"
+    output = run.root.parent.parent
+    target = Path(run.root.parent.name) / run.root.name
+    staged = output / f".{LATEST_LINK}.{os.getpid()}"
     try:
         staged.unlink(missing_ok=True)
-        staged.symlink_to(run.root.name, target_is_directory=True)
-        os.replace(staged, runs / LATEST_LINK)
-        return runs / LATEST_LINK
+        staged.symlink_to(target, target_is_directory=True)
+        os.replace(staged, output / LATEST_LINK)
+        return output / LATEST_LINK
     except OSError:
         staged.unlink(missing_ok=True)
-    write_text_atomic(runs / LATEST_FILE, run.root.name + "\n")
-    return runs / LATEST_FILE
+    write_text_atomic(output / LATEST_FILE, f"{target.as_posix()}\n")
+    return output / LATEST_FILE
 
 
 def library_versions() -> dict[str, str]:
