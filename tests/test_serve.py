@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 
@@ -61,13 +62,13 @@ def test_the_page_and_the_predict_command_give_identical_numbers(client, viewer_
     assert shown["previews"][0]["image"].startswith("data:image/png;base64,")
 
 
-def test_key_features_sit_against_the_training_mean_and_sd(client, viewer_bundle):  # noqa: F811
+def test_key_features_sit_against_the_training_range_mean_and_sd(client, viewer_bundle):  # noqa: F811
     shown = _upload(client, US_image=("a.png", viewer_bundle.image.read_bytes()),
                     US_mask=("b.png", viewer_bundle.mask.read_bytes())).json()
     features = shown["features"]
     assert features, "a logistic model on radiomic features has selected features to show"
-    # The final model was fitted on every training row: its reference is their mean and SD,
-    # computed here from the training feature table (read from the study's store).
+    # The final model was fitted on every training row: the band is their smallest to largest value
+    # and the centre their mean (SD for the z-score), computed here from the training feature table.
     training = compute_feature_tables(read_manifest(viewer_bundle.folder / "train.csv"), ["radiomic"],
                                       store_dir=viewer_bundle.store, progress=False).tables["radiomic"]
     assert len(training) == len(viewer_bundle.training)
@@ -77,13 +78,28 @@ def test_key_features_sit_against_the_training_mean_and_sd(client, viewer_bundle
                                   store_dir=viewer_bundle.store, progress=False).tables["radiomic"]
     for feature in features:
         column = training[feature["feature"]].astype(float)
+        assert (feature["low"], feature["high"]) == (column.min(), column.max())
+        assert feature["reference"] == "training range (smallest to largest)"
         assert feature["centre"] == pytest.approx(column.mean(), rel=1e-9)
         assert feature["spread"] == pytest.approx(column.std(ddof=0), rel=1e-9)
         assert feature["value"] == pytest.approx(float(case[feature["feature"]].iloc[0]), rel=1e-12)
         assert feature["z_score"] == pytest.approx((feature["value"] - column.mean()) / column.std(ddof=0), rel=1e-9)
-        assert feature["outside"] == (abs(feature["z_score"]) > 2)
+        assert feature["outside"] == (not column.min() <= feature["value"] <= column.max())
     weights = [abs(feature["weight"]) for feature in features]
     assert weights == sorted(weights, reverse=True)
+
+
+def test_a_case_unlike_the_training_images_is_flagged(client, viewer_bundle):  # noqa: F811
+    # A 4x4-pixel "lesion": its shape and texture features lie far outside anything seen in training.
+    with Image.open(viewer_bundle.mask) as mask:
+        height, width = np.asarray(mask).shape[:2]
+    tiny = np.zeros((height, width), np.uint8)
+    tiny[height // 2:height // 2 + 4, width // 2:width // 2 + 4] = 255
+    shown = _upload(client, US_image=("i.png", viewer_bundle.image.read_bytes()), US_mask=("tiny.png", _png(tiny))).json()
+    assert shown["probability"] is not None  # flagged, still scored: the reader decides
+    assert any("outside the training range" in warning for warning in shown["warnings"]), shown["warnings"]
+    outside = [feature for feature in shown["features"] if feature["outside"]]
+    assert outside and all(not feature["low"] <= feature["value"] <= feature["high"] for feature in outside)
 
 
 def test_bad_uploads_get_a_clear_message_never_a_traceback(client, viewer_bundle):  # noqa: F811
@@ -138,3 +154,26 @@ def test_serve_refuses_a_folder_that_is_not_a_bundle(tmp_path):
     outcome = CliRunner().invoke(cli, ["serve", str(tmp_path)])
     assert outcome.exit_code == 2
     assert "bundle.json" in outcome.output and "missing" in outcome.output
+
+
+@pytest.mark.slow
+def test_a_deep_model_shows_its_grad_cam_overlay(viewer_bundle, tmp_path_factory):  # noqa: F811
+    import yaml
+
+    from dlradiomics.study.runner import Study
+
+    folder = tmp_path_factory.mktemp("deep-viewer")
+    study = {"name": "deep viewer", "cohort": {"manifest": str(viewer_bundle.folder / "train.csv"), "modalities": ["US"]},
+             "deep": {"pca_components": 3}, "classifiers": ["logistic"], "feature_sources": ["deep"],
+             "fusion": ["single"], "cv": {"outer_folds": 2, "inner_folds": 2},
+             "report": {"bootstrap": 10, "gradcam_examples": 0, "canary": False}}
+    (folder / "study.yaml").write_text(yaml.safe_dump(study), encoding="utf-8")
+    bundle = load_bundle(Study.from_yaml(folder / "study.yaml").run(progress=False).bundle_path)
+    shown = TestClient(create_app(bundle)).post(
+        "/api/predict", files={"US.image": ("i.png", viewer_bundle.image.read_bytes()),
+                               "US.mask": ("m.png", viewer_bundle.mask.read_bytes())}).json()
+    assert [part["block"] for part in shown["parts"]] == ["US.deep"]
+    assert [overlay["modality"] for overlay in shown["gradcam"]] == ["US"]
+    with Image.open(io.BytesIO(base64.b64decode(shown["gradcam"][0]["image"].split(",", 1)[1]))) as overlay:
+        assert overlay.mode == "RGB" and min(overlay.size) > 32
+    assert shown["features"] == []  # deep features have no names to place; Grad-CAM explains them

@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from dlradiomics.bundle import load_bundle
+from dlradiomics.study.prediction import predict_manifest
 
 from serve_fixtures import viewer_bundle, write_manifest  # noqa: F401  (fixture)
 
@@ -77,8 +78,8 @@ def viewer_url(viewer_bundle, tmp_path):  # noqa: F811
 
 def test_a_case_uploaded_in_the_browser_gets_the_predict_commands_probability(viewer_bundle, viewer_url, tmp_path):  # noqa: F811
     sync_playwright = _browser_or_skip()
-    expected = load_bundle(viewer_bundle.path).predict(
-        write_manifest(tmp_path, viewer_bundle.image, viewer_bundle.mask), gradcam=False).iloc[0]
+    expected = predict_manifest(load_bundle(viewer_bundle.path),
+                                write_manifest(tmp_path, viewer_bundle.image, viewer_bundle.mask), gradcam=False).iloc[0]
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)

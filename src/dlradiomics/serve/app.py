@@ -56,11 +56,11 @@ class SecurityHeaders:
 
 def model_description(bundle: ModelBundle) -> dict[str, Any]:
     """What the page says about the model: modalities, threshold, configuration, training size."""
-    settings = bundle.metadata.get("settings", {})
+    settings = bundle.settings
     return {
         "modalities": bundle.modalities,
         "deep_modalities": deep_modalities(bundle),
-        "feature_kinds": list(bundle.metadata.get("feature_kinds", [])),
+        "feature_kinds": list(bundle.feature_kinds),
         "threshold": bundle.threshold,
         "configuration": settings.get("configuration", {}),
         "trained_on": settings.get("trained_on", {}),

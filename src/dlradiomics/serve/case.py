@@ -16,13 +16,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from dlradiomics.bundle import ModelBundle
 from dlradiomics.cohort.labels import LABEL_NAMES
-from dlradiomics.serve.profile import BLOCK_SEPARATOR, key_feature_positions
+from dlradiomics.serve.profile import BLOCK_SEPARATOR, key_feature_positions, training_ranges
 from dlradiomics.serve.uploads import CaseFiles
-from dlradiomics.study.prediction import predict_manifest, read_new_patients
+from dlradiomics.study.prediction import patient_tables, predict_manifest
 
 CONTRIBUTION_PREFIX = "contribution_"
 PREVIEW_SIZE = 320  # pixels of the longer side of a preview
@@ -118,14 +117,16 @@ def predict_case(bundle: ModelBundle, case: CaseFiles, workdir: Path) -> CaseRes
     )
     if not math.isnan(probability):
         values = _case_feature_values(bundle, case, store_dir)
-        result.features = [position.to_json() for position in key_feature_positions(bundle.model, bundle.metadata, values)]
+        positions = key_feature_positions(bundle.model, training_ranges(bundle), values)
+        result.features = [position.to_json() for position in positions]
     return result
 
 
 def _parts(bundle: ModelBundle, row: pd.Series) -> list[dict[str, Any]]:
     weights: dict[str, float] = {}
     try:
-        weights = {str(block): float(weight) for block, weight in dict(getattr(bundle.model, "weights_", {}) or {}).items()}
+        found = dict(getattr(bundle.model, "weights_", {}) or {})
+        weights = {str(block): float(weight) for block, weight in found.items()}
     except (AttributeError, TypeError, ValueError):  # only weighted ensembles have weights
         weights = {}
     parts = []
@@ -138,7 +139,7 @@ def _parts(bundle: ModelBundle, row: pd.Series) -> list[dict[str, Any]]:
                       "probability": float(row[column]), "weight": weights.get(block)})
     if not parts and len(bundle.modalities) == 1 and pd.notna(row["probability"]):
         # A single-block model: its one part is the whole probability.
-        kinds = "+".join(bundle.metadata.get("feature_kinds", []))
+        kinds = "+".join(bundle.feature_kinds)
         parts.append({"block": f"{bundle.modalities[0]}.{kinds}", "modality": bundle.modalities[0], "kind": kinds,
                       "probability": float(row["probability"]), "weight": None})
     return parts
@@ -174,9 +175,10 @@ def _gradcam_images(table_path: Path, modalities: list[str]) -> list[dict[str, A
     for _, overlay in overlays.iterrows():
         if overlay["modality"] not in modalities or pd.isna(overlay.get("path")):
             continue
+        head_probability = overlay.get("probability")
         with Image.open(overlay["path"]) as picture:
             images.append({"modality": overlay["modality"], "image": _png_data_uri(picture.convert("RGB")),
-                           "probability": float(overlay["probability"]) if pd.notna(overlay.get("probability")) else None})
+                           "probability": float(head_probability) if pd.notna(head_probability) else None})
     return images
 
 
@@ -202,28 +204,15 @@ def _previews(case: CaseFiles) -> list[dict[str, Any]]:
 
 
 def _case_feature_values(bundle: ModelBundle, case: CaseFiles, store_dir: Path) -> dict[str, float]:
-    """The case's radiomic modelling-table values, read back from the store prediction just filled.
+    """The case's modelling-table values, as prediction built them (its features are in the store now).
 
-    Only radiomic features are shown against the training distribution: they have names a reader
+    Only radiomic features are placed against the training distribution: they have names a reader
     can interpret; deep parts are explained by Grad-CAM instead.
     """
-    from dlradiomics.models.blocks import build_model_table
-    from dlradiomics.study.features import compute_feature_tables
-
-    if "radiomic" not in bundle.metadata.get("feature_kinds", []):
+    if "radiomic" not in bundle.feature_kinds:
         return {}
-    cohort, _ = read_new_patients(case.manifest)
-    table = cohort.table[cohort.table["modality"].isin(bundle.modalities)]
-    settings = bundle.metadata.get("settings", {})
-    params_file = None
-    if settings.get("radiomics_params") is not None:
-        params_file = store_dir.parent / "radiomics_params.yaml"
-        params_file.write_text(yaml.safe_dump(settings["radiomics_params"]), encoding="utf-8")
-    features = compute_feature_tables(table, ["radiomic"], store_dir=store_dir, radiomics_params=params_file,
-                                      progress=False)
-    radiomic = features.tables["radiomic"]
-    if radiomic.empty:
+    model_table = patient_tables(bundle, case.manifest, store_dir=store_dir).model_table
+    if model_table is None or model_table.empty:
         return {}
-    present = [modality for modality in bundle.modalities if (radiomic["modality"] == modality).any()]
-    model_table, _, _ = build_model_table(features.tables, present, ["radiomic"], level=bundle.metadata["level"])
-    return {str(column): float(value) for column, value in model_table.iloc[0].items()}
+    return {str(column): float(value) for column, value in model_table.iloc[0].items()
+            if str(column).split(BLOCK_SEPARATOR, 1)[0].endswith(".radiomic")}

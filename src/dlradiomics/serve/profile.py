@@ -108,7 +108,10 @@ def _classifier_weights(classifier: Any, count: int) -> np.ndarray | None:
     return None
 
 
-def _pipeline_statistics(pipeline: Any) -> tuple[list[str], dict[str, tuple[float | None, float | None]], np.ndarray | None]:
+Statistics = dict[str, tuple[float | None, float | None]]
+
+
+def _pipeline_statistics(pipeline: Any) -> tuple[list[str], Statistics, np.ndarray | None]:
     """(selected columns, {column: (centre, spread)}, classifier weights) of one fitted pipeline."""
     steps = [name for name, _ in pipeline.steps]
     selected = [str(name) for name in pipeline[:-1].get_feature_names_out()]
@@ -126,40 +129,30 @@ def _pipeline_statistics(pipeline: Any) -> tuple[list[str], dict[str, tuple[floa
     return selected, statistics, _classifier_weights(pipeline[-1], len(selected))
 
 
-def recorded_ranges(metadata: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
-    """Training ranges of features recorded in `bundle.json`, `{column: (low, high)}`, if any.
+def training_ranges(bundle: Any) -> dict[str, tuple[float, float]]:
+    """`{column: (smallest, largest training value)}` from the ranges `bundle.json` records.
 
-    Accepts `feature_ranges: {column: [low, high]}` or `{column: {"low"|"min": .., "high"|"max": ..}}`
-    at the top level or under `settings`.
+    The bundle also records robust percentiles; the full range is shown because a value inside it
+    was seen in training, which is what a reader of one case wants to know.
     """
-    source = metadata.get("feature_ranges") or metadata.get("settings", {}).get("feature_ranges") or {}
-    ranges = {}
-    for column, bounds in source.items():
-        if isinstance(bounds, Mapping):
-            low, high = bounds.get("low", bounds.get("min")), bounds.get("high", bounds.get("max"))
-        elif isinstance(bounds, (list, tuple)) and len(bounds) == 2:
-            low, high = bounds
-        else:
-            continue
-        if low is not None and high is not None:
-            ranges[str(column)] = (float(low), float(high))
-    return ranges
+    return {column: (float(found.minimum), float(found.maximum))
+            for column, found in bundle.metadata.feature_ranges.items() if found is not None}
 
 
-def key_feature_positions(model: Any, metadata: Mapping[str, Any], case_values: Mapping[str, float],
+def key_feature_positions(model: Any, ranges: Mapping[str, tuple[float, float]], case_values: Mapping[str, float],
                           limit: int = KEY_FEATURE_LIMIT) -> list[FeaturePosition]:
     """The model's key features for one case, each beside its training reference.
 
     Args:
         model: the bundle's fitted model.
-        metadata: the bundle's `bundle.json` contents.
+        ranges: training ranges by column (`training_ranges`); a column without one falls back to the
+            pipeline's training mean ± 2 SD.
         case_values: the case's modelling-table values by column (missing columns count as NaN).
         limit: at most this many features, the largest classifier weights first.
 
     Returns:
         Positions of the selected features that the case has a block for, largest |weight| first.
     """
-    ranges = recorded_ranges(metadata)
     candidates: list[FeaturePosition] = []
     for pipeline in block_pipelines(model):
         try:
@@ -171,7 +164,7 @@ def key_feature_positions(model: Any, metadata: Mapping[str, Any], case_values: 
             value = float(case_values.get(column, math.nan))
             centre, spread = statistics.get(column, (None, None))
             if column in ranges:
-                (low, high), reference = ranges[column], "training range"
+                (low, high), reference = ranges[column], "training range (smallest to largest)"
             elif centre is not None and spread:
                 low, high, reference = centre - 2 * spread, centre + 2 * spread, "training mean ± 2 SD"
             else:
