@@ -23,7 +23,7 @@ import yaml
 from dlradiomics.bundle import load_bundle, save_bundle
 from dlradiomics.study.prediction import predict_manifest
 from dlradiomics.cohort import read_manifest
-from dlradiomics.evaluation.grid import KINDS_OF_SOURCE, GridConfiguration, build_estimator
+from dlradiomics.models import ModelConfiguration, build_estimator
 from dlradiomics.study.features import compute_feature_tables, model_table_for
 from dlradiomics.study.pipeline import selections_for
 from dlradiomics.study.settings import StudySettings
@@ -42,15 +42,15 @@ def main() -> None:
     run = sorted((settings.output / "runs").glob("*/oof_predictions.csv"))[-1].parent
     results = pd.read_csv(run / "tables" / "results_long.csv")
     best = results[results["status"] == "ok"].sort_values("inner_auc", ascending=False).iloc[0]
-    configuration = GridConfiguration(best["source"], tuple(best["modalities"].split("+")), best["fusion"],
-                                      best["classifier"])
+    configuration = ModelConfiguration(best["source"], tuple(best["modalities"].split("+")), best["fusion"],
+                                       best["classifier"])
     oof = pd.read_csv(run / "oof_predictions.csv", dtype={"patient_id": str})
     for column, value in configuration.key().items():
         oof = oof[oof[column] == value]
     folds = pd.read_csv(run / "folds.csv", dtype={"patient_id": str})
     test_patients = folds.loc[folds["fold"] == args.fold, "patient_id"]
     manifest = pd.read_csv(settings.cohort.manifest, dtype={"patient_id": str})
-    kinds = list(KINDS_OF_SOURCE[configuration.source])
+    kinds = list(configuration.kinds)
     cohort = read_manifest(settings.cohort.manifest)
     features = compute_feature_tables(cohort.table[cohort.table["modality"] == "US"], kinds, store_dir=settings.store,
                                       radiomics_params=run / "radiomics_params.yaml", progress=False)

@@ -30,13 +30,13 @@ from sklearn.metrics import recall_score, roc_curve
 from dlradiomics.cohort import Cohort
 from dlradiomics.cohort.loaders import bus_bra_manifest
 from dlradiomics.evaluation.crossval import cross_validate_patients
-from dlradiomics.evaluation.grid import FUSIONS, SOURCES, GridConfiguration, GridResult, build_estimator, run_grid
+from dlradiomics.evaluation import GridResult, run_grid
 from dlradiomics.evaluation.metrics import bootstrap_metrics, format_estimate
 from dlradiomics.evaluation.splits import fold_table_from_column, save_fold_table
 from dlradiomics.evaluation.stats import delong_auc_ci, delong_test
 from dlradiomics.features.radiomic import extract_radiomic_features
 from dlradiomics.features.deep import compute_embeddings
-from dlradiomics.models import CLASSIFIERS, build_model_table
+from dlradiomics.models import CLASSIFIERS, FUSIONS, SOURCES, ModelConfiguration, build_estimator, build_model_table
 
 BIRADS_POSITIVE_FROM = 4
 
@@ -144,9 +144,8 @@ def main() -> None:
           f"(read off its out-of-fold ROC curve): {read_off:.3f}")
 
     started = time.perf_counter()
-    configuration = GridConfiguration(best["source"], ("US",), best["fusion"], best["classifier"])
-    X, y, groups = build_model_table(feature_tables, ["US"], list(("radiomic", "deep") if best["source"] == "dlr"
-                                                                    else (best["source"],)), "image")
+    configuration = ModelConfiguration(best["source"], ("US",), best["fusion"], best["classifier"])
+    X, y, groups = build_model_table(feature_tables, ["US"], list(configuration.kinds), configuration.level)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         frozen = cross_validate_patients(build_estimator(configuration), X, y, groups, outer=fold_table,

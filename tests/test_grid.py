@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from evaluation_data import make_feature_tables
 
-from dlradiomics.evaluation.grid import (
+from dlradiomics.evaluation import (
     CONFIG_COLUMNS,
     default_modality_sets,
     grid_configurations,

@@ -6,17 +6,16 @@ informed a fitted step, and every operating threshold is chosen on training pati
 """
 
 from dlradiomics.evaluation.canary import CanaryResult, permute_patient_labels, run_canary, run_grid_canary
+from dlradiomics.evaluation.configurations import (
+    CONFIG_COLUMNS,
+    GridConfiguration,
+    default_modality_sets,
+    grid_configurations,
+)
 from dlradiomics.evaluation.crossval import PREDICTION_COLUMNS, cross_validate_patients
 from dlradiomics.evaluation.curves import calibration_table, decision_curve, roc_table
-from dlradiomics.evaluation.grid import (
-    FUSIONS,
-    SOURCES,
-    GridConfiguration,
-    GridResult,
-    build_estimator,
-    default_modality_sets,
-    run_grid,
-)
+from dlradiomics.evaluation.grid import run_grid
+from dlradiomics.evaluation.grid_result import SELECTION_RULE, GridResult
 from dlradiomics.evaluation.metrics import (
     METRIC_NAMES,
     bootstrap_metrics,
@@ -42,10 +41,10 @@ from dlradiomics.evaluation.stats import (
 from dlradiomics.evaluation.threshold import choose_threshold, threshold_for_sensitivity, youden_threshold
 
 __all__ = [
-    "FUSIONS",
+    "CONFIG_COLUMNS",
     "METRIC_NAMES",
     "PREDICTION_COLUMNS",
-    "SOURCES",
+    "SELECTION_RULE",
     "AucComparison",
     "CanaryResult",
     "GridConfiguration",
@@ -53,7 +52,6 @@ __all__ = [
     "PatientHoldout",
     "RepeatedPatientKFold",
     "bootstrap_metrics",
-    "build_estimator",
     "calibration_table",
     "choose_threshold",
     "classification_metrics",
@@ -65,6 +63,7 @@ __all__ = [
     "delong_test",
     "fold_table_from_column",
     "format_estimate",
+    "grid_configurations",
     "iter_outer_folds",
     "load_fold_table",
     "paired_bootstrap_auc_test",

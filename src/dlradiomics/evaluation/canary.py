@@ -16,7 +16,8 @@ from sklearn.base import BaseEstimator
 from sklearn.metrics import roc_auc_score
 
 from dlradiomics.evaluation.crossval import FoldScheme, cross_validate_patients
-from dlradiomics.evaluation.grid import GridResult, run_grid
+from dlradiomics.evaluation.grid import run_grid
+from dlradiomics.evaluation.grid_result import GridResult
 from dlradiomics.evaluation.splits import RepeatedPatientKFold
 
 EstimatorOrBuilder = BaseEstimator | Callable[[pd.DataFrame, np.ndarray], BaseEstimator]

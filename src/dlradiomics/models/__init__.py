@@ -1,4 +1,5 @@
-"""Models: modelling tables, feature selectors, the seven classifiers and the fusion estimators.
+"""Models: modelling tables, feature selectors, the seven classifiers, the fusion estimators and
+the factory that turns a model configuration into one of them.
 
 Everything fitted is a scikit-learn estimator, so it is fitted inside training folds only.
 """
@@ -11,8 +12,17 @@ from dlradiomics.models.blocks import (
     blocks_of,
     build_model_table,
     modality_of,
+    table_level,
 )
 from dlradiomics.models.classifiers import CLASSIFIERS, DEFAULT_SELECTION, make_classifier, make_pipeline
+from dlradiomics.models.factory import (
+    DEFAULT_SELECTIONS,
+    FUSIONS,
+    KINDS_OF_SOURCE,
+    SOURCES,
+    ModelConfiguration,
+    build_estimator,
+)
 from dlradiomics.models.fusion import (
     DLRFusion,
     EarlyFusion,
@@ -35,22 +45,29 @@ __all__ = [
     "CLASSIFIERS",
     "CorrelationFilter",
     "DEFAULT_SELECTION",
+    "DEFAULT_SELECTIONS",
     "DLRFusion",
     "EarlyFusion",
+    "FUSIONS",
+    "KINDS_OF_SOURCE",
     "LassoSelector",
     "META_COLUMNS",
     "MannWhitneySelector",
     "MissingBlockWarning",
+    "ModelConfiguration",
     "PatientGroupKFold",
+    "SOURCES",
     "SelectionFallbackWarning",
     "StackingFusion",
     "WeightedEnsembleFusion",
     "aggregate_by_patient",
     "block_name",
     "blocks_of",
+    "build_estimator",
     "build_model_table",
     "make_classifier",
     "make_pipeline",
     "modality_of",
     "patient_groups",
+    "table_level",
 ]

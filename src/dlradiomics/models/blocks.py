@@ -50,6 +50,16 @@ def blocks_of(columns: Iterable[str]) -> dict[str, list[str]]:
     return blocks
 
 
+def table_level(modalities: Sequence[str]) -> str:
+    """Rows of the modelling table of some modalities: ``"image"`` for one, ``"patient"`` for several.
+
+    Images of different modalities of one patient cannot be paired one to one, so several
+    modalities meet at patient level; one modality keeps its images as rows (predictions are
+    averaged per patient afterwards).
+    """
+    return "image" if len(modalities) == 1 else "patient"
+
+
 def modality_of(block: str) -> str:
     """Modality part of a block name (``"US.radiomic"`` -> ``"US"``)."""
     return block.split(".", 1)[0]

@@ -136,7 +136,8 @@ def selections_for(settings: StudySettings) -> dict[str, tuple[str, ...]]:
 
 def grid_arguments(settings: StudySettings, modalities: list[str]) -> dict[str, Any]:
     """Keyword arguments of `run_grid` from the settings (also part of the cache key)."""
-    from dlradiomics.evaluation.grid import FUSIONS, default_modality_sets
+    from dlradiomics.evaluation.configurations import default_modality_sets
+    from dlradiomics.models import FUSIONS
 
     modality_sets = default_modality_sets(modalities)
     if "single" not in settings.fusion:
@@ -169,7 +170,8 @@ def run_grid_cached(settings: StudySettings, features: FeatureTables, table: pd.
     Returns:
         A `dlradiomics.evaluation.grid.GridResult` and whether it came from the store.
     """
-    from dlradiomics.evaluation.grid import GridResult, run_grid
+    from dlradiomics.evaluation.grid import run_grid
+    from dlradiomics.evaluation.grid_result import GridResult
 
     modalities = [m for m in settings.cohort.modalities if m in set(table["modality"])]
     arguments = grid_arguments(settings, modalities)
@@ -223,14 +225,14 @@ def fit_final_model(settings: StudySettings, grid, features: FeatureTables, run:
     from sklearn.model_selection import cross_val_predict
 
     from dlradiomics.bundle import save_bundle
-    from dlradiomics.evaluation.grid import KINDS_OF_SOURCE, GridConfiguration, build_estimator
     from dlradiomics.evaluation.threshold import choose_threshold
-    from dlradiomics.models import PatientGroupKFold, SelectionFallbackWarning, aggregate_by_patient
+    from dlradiomics.models import (ModelConfiguration, PatientGroupKFold, SelectionFallbackWarning,
+                                    aggregate_by_patient, build_estimator)
 
     best = grid.best
-    configuration = GridConfiguration(best["source"], tuple(best["modalities"].split("+")), best["fusion"],
-                                      best["classifier"])
-    kinds = list(KINDS_OF_SOURCE[configuration.source])
+    configuration = ModelConfiguration(best["source"], tuple(best["modalities"].split("+")), best["fusion"],
+                                       best["classifier"])
+    kinds = list(configuration.kinds)
     X, y, groups = model_table_for(features.tables, list(configuration.modalities), kinds)
     estimator = build_estimator(configuration, selections=selections_for(settings),
                                 inner_cv=settings.cv.inner_folds, random_state=settings.cv.seed)
@@ -256,14 +258,13 @@ def fit_final_model(settings: StudySettings, grid, features: FeatureTables, run:
         "threshold_rule": settings.threshold.model_dump(),
         "trained_on": {"patients": int(X.index.nunique()), "rows": int(len(X)), "study": settings.name},
     }
-    level = "image" if len(configuration.modalities) == 1 else "patient"
     # Grad-CAM heads travel only with models that use deep features: overlays of a head that takes
     # no part in a radiomic model's prediction would explain a different model.
     tensors = {name: value for name, value in gradcam_tensors.items()
                if name.split(".")[0] in configuration.modalities} if "deep" in kinds else {}
     profiles = training_intensity_profiles(features.tables[kinds[0]], list(configuration.modalities))
     path = save_bundle(run.bundle_dir, model, training_table=X, threshold=threshold,
-                       modalities=list(configuration.modalities), feature_kinds=kinds, level=level,
+                       modalities=list(configuration.modalities), feature_kinds=kinds, level=configuration.level,
                        settings=bundle_settings, tensors=tensors or None, intensity_profiles=profiles)
     logger.info("final model %s refitted on %d patients; threshold %.3f; bundle %s", configuration.label,
                 X.index.nunique(), threshold, path)
