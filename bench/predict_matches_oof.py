@@ -25,7 +25,7 @@ from dlradiomics.study.prediction import predict_manifest
 from dlradiomics.cohort import read_manifest
 from dlradiomics.models import ModelConfiguration, build_estimator
 from dlradiomics.study.features import compute_feature_tables, model_table_for
-from dlradiomics.study.pipeline import selections_for
+from dlradiomics.study.stages import selections_for
 from dlradiomics.study.settings import StudySettings
 
 REPO = Path(__file__).resolve().parents[1]

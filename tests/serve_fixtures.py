@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dlradiomics.demo.demo import DEMO_MANIFEST
-from dlradiomics.study.runner import Study
+from dlradiomics.study.study import Study
 
 N_PER_CLASS = 8
 

@@ -18,7 +18,7 @@ from dlradiomics.io import load_roi
 from dlradiomics.models import build_model_table, make_pipeline
 from dlradiomics.study.features import compute_feature_tables
 from dlradiomics.study.intensity import training_intensity_profiles
-from dlradiomics.study.runner import Study
+from dlradiomics.study.study import Study
 
 from skops_craft import reseal
 from synthetic_rois import synthetic_cohort_table

@@ -160,7 +160,7 @@ def test_serve_refuses_a_folder_that_is_not_a_bundle(tmp_path):
 def test_a_deep_model_shows_its_grad_cam_overlay(viewer_bundle, tmp_path_factory):  # noqa: F811
     import yaml
 
-    from dlradiomics.study.runner import Study
+    from dlradiomics.study.study import Study
 
     folder = tmp_path_factory.mktemp("deep-viewer")
     study = {"name": "deep viewer", "cohort": {"manifest": str(viewer_bundle.folder / "train.csv"), "modalities": ["US"]},

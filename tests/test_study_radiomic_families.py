@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlradiomics.features.radiomic import FeatureFamilies, settings_sha256
-from dlradiomics.study.pipeline import resolved_radiomics_params
+from dlradiomics.study.stages import resolved_radiomics_params
 from dlradiomics.study.settings import StudySettings, StudySettingsError
 
 

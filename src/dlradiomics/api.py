@@ -10,8 +10,9 @@ Example:
 from dlradiomics.bundle import BundleError, ModelBundle, load_bundle, save_bundle
 from dlradiomics.demo.demo import run_demo
 from dlradiomics.study.prediction import predict_manifest
-from dlradiomics.study.runner import Study, StudyResult
+from dlradiomics.study.run import StudyResult
 from dlradiomics.study.settings import StudySettings, StudySettingsError, write_example_study
+from dlradiomics.study.study import Study
 
 __all__ = [
     "BundleError",

@@ -293,7 +293,7 @@ def test_a_read_only_output_folder_stops_every_command_before_any_work(corpus, s
 
     _, run_dir = study_run
     for target in ("dlradiomics.cohort.qa.run_qa", "dlradiomics.features.radiomic.extract_radiomic_features",
-                   "dlradiomics.study.pipeline.load_cohort", "dlradiomics.study.prediction.predict_manifest"):
+                   "dlradiomics.study.run.load_cohort", "dlradiomics.study.prediction.predict_manifest"):
         monkeypatch.setattr(target, _must_not_run)
     with read_only_folder(tmp_path) as folder:
         if folder is None:

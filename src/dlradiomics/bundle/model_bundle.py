@@ -40,22 +40,7 @@ from dlradiomics.bundle.metadata import (
 from dlradiomics.bundle.profiles import TrainingIntensityProfile, feature_ranges, feature_warnings
 from dlradiomics.io.atomic import write_bytes_atomic
 from dlradiomics.models.blocks import aggregate_by_patient
-
-VERSIONED_PACKAGES = ("dlradiomics", "scikit-learn", "numpy", "skops", "xgboost-cpu", "lightgbm", "torch", "timm",
-                      "pyradiomics-bhklab")
-
-
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return versions
-
+from dlradiomics.versions import library_versions
 
 @dataclass(frozen=True)
 class ModelBundle:
@@ -215,7 +200,7 @@ def save_bundle(path: str | Path, model: Any, *, training_table: pd.DataFrame, t
     if tensors:
         contents[WEIGHTS_FILE] = safetensors_bytes({name: np.ascontiguousarray(value) for name, value in tensors.items()})
     fields = {
-        "versions": _library_versions(),
+        "versions": library_versions(),
         "threshold": float(threshold),
         "modalities": list(modalities),
         "feature_kinds": list(feature_kinds),
@@ -298,7 +283,7 @@ def load_bundle(path: str | Path, *, trusted: Sequence[str] = ()) -> ModelBundle
 
 
 def _warn_on_version_drift(metadata_path: Path, saved: Mapping[str, str]) -> None:
-    current = _library_versions()
+    current = library_versions()
     drift = {name: (saved[name], current[name]) for name in saved
              if name in current and saved[name] != current[name]}
     if drift:

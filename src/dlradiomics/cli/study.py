@@ -30,7 +30,7 @@ def run(study: Path = typer.Argument(..., help="The study YAML file."),
     Before any work, the study is checked as a whole (output folder writable, PyRadiomics settings, backbone and weights, modalities present, both classes, folds against patients per class); a problem stops it at once with what to change. Every manifest row the study does not use is counted and named here and in the report.
     """  # noqa: E501  (one line per paragraph: the help screen wraps it to the terminal)
     from dlradiomics.cli.boundary import note_output_folder
-    from dlradiomics.study.runner import Study
+    from dlradiomics.study.study import Study
     from dlradiomics.study.settings import StudySettings
 
     settings = StudySettings.from_yaml(study)

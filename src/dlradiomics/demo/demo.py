@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlradiomics.io.atomic import write_yaml_atomic
+from dlradiomics.study.study import Study
 
 DEMO_DATA = Path(__file__).with_name("data")
 DEMO_MANIFEST = DEMO_DATA / "manifest.csv"
@@ -56,8 +57,6 @@ def run_demo(out_dir: str | Path = "demo-output", *, progress: bool = True):
         progress: show progress bars.
 
     Returns:
-        The `dlradiomics.study.runner.StudyResult`.
+        The `dlradiomics.study.run.StudyResult`.
     """
-    from dlradiomics.study.runner import Study
-
     return Study.from_yaml(write_demo_study(out_dir)).run(progress=progress)

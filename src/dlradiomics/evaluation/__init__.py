@@ -5,7 +5,13 @@ Every number reported here comes from out-of-fold predictions of patients whose 
 informed a fitted step, and every operating threshold is chosen on training patients only.
 """
 
-from dlradiomics.evaluation.canary import CanaryResult, permute_patient_labels, run_canary, run_grid_canary
+from dlradiomics.evaluation.canary import (
+    CanaryResult,
+    permute_patient_labels,
+    permute_table_labels,
+    run_canary,
+    run_grid_canary,
+)
 from dlradiomics.evaluation.configurations import (
     CONFIG_COLUMNS,
     GridConfiguration,
@@ -68,6 +74,7 @@ __all__ = [
     "load_fold_table",
     "paired_bootstrap_auc_test",
     "permute_patient_labels",
+    "permute_table_labels",
     "roc_table",
     "run_canary",
     "run_grid",

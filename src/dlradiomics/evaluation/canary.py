@@ -58,6 +58,28 @@ def permute_patient_labels(y: np.ndarray, groups: np.ndarray, seed: int = 0) -> 
     return new_label.reindex(groups).to_numpy()
 
 
+def permute_table_labels(feature_tables: Mapping[str, pd.DataFrame], seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Feature tables whose labels are permuted between patients, the same way in every table.
+
+    Args:
+        feature_tables: Image-level feature tables by kind (``patient_id`` and ``label`` columns).
+        seed: Seed of the permutation.
+
+    Returns:
+        The tables with permuted ``label`` columns (every image of a patient keeps one label).
+    """
+    patients = pd.concat([table[["patient_id", "label"]] for table in feature_tables.values()])
+    patients = patients.assign(patient_id=patients["patient_id"].astype(str)).drop_duplicates("patient_id")
+    new_labels = pd.Series(
+        permute_patient_labels(patients["label"].to_numpy(), patients["patient_id"].to_numpy(), seed),
+        index=patients["patient_id"].to_numpy(),
+    )
+    return {
+        kind: table.assign(label=new_labels.reindex(table["patient_id"].astype(str)).to_numpy())
+        for kind, table in feature_tables.items()
+    }
+
+
 def run_canary(
     estimator: EstimatorOrBuilder,
     X: pd.DataFrame,
@@ -127,18 +149,9 @@ def run_grid_canary(
         ``(canary, grid_results)``; the canary's table has one row per permutation and
         configuration.
     """
-    patients = pd.concat([table[["patient_id", "label"]] for table in feature_tables.values()])
-    patients = patients.assign(patient_id=patients["patient_id"].astype(str)).drop_duplicates("patient_id")
     rows, grids = [], []
     for permutation in range(n_permutations):
-        new_labels = pd.Series(
-            permute_patient_labels(patients["label"].to_numpy(), patients["patient_id"].to_numpy(), seed + permutation),
-            index=patients["patient_id"].to_numpy(),
-        )
-        permuted_tables = {
-            kind: table.assign(label=new_labels.reindex(table["patient_id"].astype(str)).to_numpy())
-            for kind, table in feature_tables.items()
-        }
+        permuted_tables = permute_table_labels(feature_tables, seed=seed + permutation)
         grid = run_grid(permuted_tables, seed=seed + permutation, **grid_options)
         grids.append(grid)
         completed = grid.completed[["source", "modalities", "fusion", "classifier", "auc", "auc_ci_low", "auc_ci_high"]]

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-META_COLUMNS = ("roi_id", "patient_id", "modality", "image", "mask", "label")
+from dlradiomics.schema import META_COLUMNS
+
 BLOCK_SEPARATOR = "__"
 FEATURE_KINDS = ("radiomic", "deep")
 LEVELS = ("image", "patient")

@@ -7,11 +7,13 @@ chosen model at its frozen threshold, comparisons, explanations, the leakage can
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from dlradiomics.evaluation import GridResult, delong_test, summarise_predictions
 from dlradiomics.report.figures import (calibration_figure, confusion_figure, decision_curve_figure, roc_figure,
                                         save_figure)
 from dlradiomics.report.html import ReportFigure, ReportSection, ReportTable, write_report
@@ -25,18 +27,21 @@ DELONG_MODELS = 5
 
 @dataclass
 class StudyReportInputs:
-    """Everything a finished run hands to the report.
+    """Everything a finished run hands to the report; the report imports nothing of the study.
 
     Args:
-        settings: the study settings.
-        run: the run folder.
-        cohort: the cohort stage (table, QA table and summary).
-        features: the feature tables and failures.
+        settings: the study settings, read by attribute (`name`, `cv`, `threshold`, `radiomics`,
+            `deep`, `selection`, `classifiers`, `feature_sources`, `fusion`, `report`).
+        run: the run folder (`root`, `report_dir`, `figures_dir`).
+        cohort: the cohort stage (`table`, `qa_summary`, and `cohort.problems`).
+        features: the feature tables (`failures`).
         grid: the experiment grid's result.
         canary: the grid on permuted labels, or None when not run.
-        final: the final model, or None when no configuration completed.
+        final: the final model (`n_patients`, `threshold`, `bundle_path`), or None when no
+            configuration completed.
         gallery: Grad-CAM overlays (`path`, `roi_id`, ...).
         opening: the first sentence (what the cohort is).
+        versions: library versions of the run, by package (as in the run's versions.json).
         grid_cached: whether the grid came from the store.
         stage_seconds: wall time of each stage so far.
     """
@@ -45,11 +50,12 @@ class StudyReportInputs:
     run: Any
     cohort: Any
     features: Any
-    grid: Any
-    canary: Any
+    grid: GridResult
+    canary: GridResult | None
     final: Any
     gallery: pd.DataFrame
     opening: str | None
+    versions: Mapping[str, str] = field(default_factory=dict)
     grid_cached: bool = False
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -158,11 +164,8 @@ def methods_section(inputs: StudyReportInputs) -> ReportSection:
 
 
 def _versions(inputs: StudyReportInputs) -> dict[str, str]:
-    from dlradiomics.study.run_folder import library_versions
-
-    versions = library_versions()
-    return {name: versions[name] for name in ("dlradiomics", "scikit-learn", "pyradiomics-bhklab", "torch", "timm")
-            if name in versions}
+    return {name: inputs.versions[name] for name in ("dlradiomics", "scikit-learn", "pyradiomics-bhklab", "torch",
+                                                     "timm") if name in inputs.versions}
 
 
 def results_sections(inputs: StudyReportInputs) -> list[ReportSection]:
@@ -203,9 +206,6 @@ def results_sections(inputs: StudyReportInputs) -> list[ReportSection]:
 
 def chosen_model_section(inputs: StudyReportInputs) -> ReportSection:
     """The chosen model: metrics, confusion matrix at its frozen thresholds, DCA, calibration, DeLong."""
-    from dlradiomics.evaluation.metrics import summarise_predictions
-    from dlradiomics.evaluation.stats import delong_test
-
     grid, final = inputs.grid, inputs.final
     best = grid.best
     best_label = _label(best)

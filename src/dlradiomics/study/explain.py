@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dlradiomics.cohort import load_row_roi
+
 logger = logging.getLogger(__name__)
 
 
@@ -30,6 +32,7 @@ def fit_gradcam_heads(deep_table: pd.DataFrame, modalities: list[str], *, epochs
     Returns:
         `{"{modality}.weight": (2, d), "{modality}.bias": (2,)}` float32 arrays.
     """
+    # imported on use: the deep features import torch, which a radiomic-only study never needs
     from dlradiomics.features.deep import EmbeddingHeadClassifier
 
     deep_columns = [column for column in deep_table.columns if str(column).startswith("deep_")]
@@ -48,7 +51,7 @@ def fit_gradcam_heads(deep_table: pd.DataFrame, modalities: list[str], *, epochs
 
 def heads_from_tensors(tensors: dict[str, np.ndarray]):
     """Rebuild `torch.nn.Linear` heads from `fit_gradcam_heads` tensors, by modality."""
-    import torch
+    import torch  # imported on use: a radiomic-only study never needs torch
 
     heads = {}
     for name in tensors:
@@ -80,7 +83,7 @@ def write_gradcam_overlays(rows: pd.DataFrame, out_dir: Path, *, tensors: dict[s
         One row per overlay: `roi_id, patient_id, modality, path, probability,
         lesion_mass_fraction, lesion_area_fraction`, or `error` when the ROI could not be explained.
     """
-    from dlradiomics.cohort import load_row_roi
+    # imported on use: the deep features import torch, which a radiomic-only study never needs
     from dlradiomics.features.deep import create_backbone
     from dlradiomics.features.deep.gradcam import grad_cam_roi, save_overlay
 

@@ -15,10 +15,11 @@ from typing import Any
 import pandas as pd
 
 from dlradiomics.features.defaults import DEFAULT_BACKBONE
+from dlradiomics.features.radiomic import extract_radiomic_features
+from dlradiomics.models import build_model_table, table_level
+from dlradiomics.schema import FAILURE_COLUMNS
 
 logger = logging.getLogger(__name__)
-
-FAILURE_COLUMNS = ["roi_id", "patient_id", "stage", "error"]
 
 
 @dataclass
@@ -27,7 +28,7 @@ class FeatureTables:
 
     Args:
         tables: `{"radiomic": ..., "deep": ...}`, each one row per `roi_id` with meta columns first.
-        failures: `roi_id, patient_id, stage, error` for every ROI left out.
+        failures: `dlradiomics.schema.FAILURE_COLUMNS` for every ROI left out.
         cache_counts: per kind, how many ROIs were computed now and how many came from the store.
     """
 
@@ -69,8 +70,6 @@ def compute_feature_tables(cohort: Any, kinds: Sequence[str], *, store_dir: Path
     failures: list[pd.DataFrame] = []
     counts: dict[str, dict[str, int]] = {}
     if "radiomic" in kinds:
-        from dlradiomics.features.radiomic import extract_radiomic_features
-
         logger.info("radiomic features: PyRadiomics, params=%s", radiomics_params or "package 2D defaults")
         result = extract_radiomic_features(cohort, store_dir, params=radiomics_params, n_jobs=n_jobs,
                                            progress=progress)
@@ -80,6 +79,7 @@ def compute_feature_tables(cohort: Any, kinds: Sequence[str], *, store_dir: Path
         logger.info("radiomic features: %d ROIs (%d computed, %d from the store), %d failed",
                     result.n_succeeded, result.n_computed, result.n_cached, result.n_failed)
     if "deep" in kinds:
+        # Here, not at the top: the deep features import torch, which a radiomic-only study never needs.
         from dlradiomics.features.deep.embeddings import compute_embeddings, embedding_failures
 
         logger.info("deep features: backbone=%s weights=%s", backbone, weights)
@@ -118,7 +118,4 @@ def model_table_for(feature_tables: dict[str, pd.DataFrame], modalities: Sequenc
     Returns:
         `(X, y, groups)` as `dlradiomics.models.blocks.build_model_table` gives them.
     """
-    from dlradiomics.models.blocks import build_model_table
-
-    level = "image" if len(modalities) == 1 else "patient"
-    return build_model_table(feature_tables, list(modalities), list(kinds), level=level)
+    return build_model_table(feature_tables, list(modalities), list(kinds), level=table_level(modalities))

@@ -15,19 +15,16 @@ import json
 import logging
 import os
 import platform
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from dlradiomics.io import sha256_file
 from dlradiomics.io.atomic import write_csv_atomic, write_json_atomic, write_text_atomic, write_yaml_atomic
 
-RECORDED_PACKAGES = ("dlradiomics", "numpy", "scipy", "pandas", "scikit-learn", "xgboost-cpu", "lightgbm",
-                     "pyradiomics-bhklab", "SimpleITK", "torch", "torchvision", "timm", "grad-cam", "skops")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 STATUS_FILE = "status.json"
 COMPLETE_MARKER = "COMPLETE"
@@ -171,18 +168,8 @@ def point_latest_at(run: RunFolder) -> Path:
     return output / LATEST_FILE
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of Python, the platform and the packages that shape results."""
-    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for package in RECORDED_PACKAGES:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return versions
-
-
-def write_provenance(run: RunFolder, settings: dict, cohort_table: pd.DataFrame, manifest_path: Path) -> None:
+def write_provenance(run: RunFolder, settings: dict, cohort_table: pd.DataFrame, manifest_path: Path, *,
+                     versions: dict[str, str]) -> None:
     """Write settings.yaml, versions.json and input_hashes.csv into the run folder.
 
     Args:
@@ -190,11 +177,11 @@ def write_provenance(run: RunFolder, settings: dict, cohort_table: pd.DataFrame,
         settings: the validated settings as plain values.
         cohort_table: the cohort's rows (paths of every image and mask).
         manifest_path: the manifest file.
+        versions: the library versions of the run (`dlradiomics.versions.library_versions`); the
+            platform is added here.
     """
-    from dlradiomics.io import sha256_file
-
     write_yaml_atomic(run.root / "settings.yaml", settings)
-    write_json_atomic(run.root / "versions.json", library_versions())
+    write_json_atomic(run.root / "versions.json", {**versions, "platform": platform.platform()})
     rows = [{"roi_id": "(manifest)", "file": str(manifest_path), "sha256": sha256_file(manifest_path)}]
     for _, row in cohort_table.iterrows():
         for column in ("image", "mask"):

@@ -21,12 +21,11 @@ import torch
 from dlradiomics.features.deep.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
 from dlradiomics.features.deep.preprocessing import CropSettings, DEFAULT_MARGIN, PreparedRoi, prepare_roi, save_crop_png
 from dlradiomics.io.atomic import write_csv_atomic, write_json_atomic, write_parquet_atomic
+from dlradiomics.schema import FAILURE_COLUMNS, META_COLUMNS
 from dlradiomics.store import FeatureStore, content_key
 
 logger = logging.getLogger(__name__)
 
-META_COLUMNS = ["roi_id", "patient_id", "modality", "image", "mask", "label"]
-FAILURE_COLUMNS = ["roi_id", "patient_id", "image", "mask", "error"]
 # One list-valued cell per ROI: a Parquet file with one column per dimension costs ~700 kB of
 # column metadata for a 1280-d vector; a single list column stores it in ~5 kB and reads faster.
 STORE_COLUMN = "embedding"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,13 +32,13 @@ from dlradiomics.features.radiomic.roi import (
     radiomic_feature_columns,
 )
 from dlradiomics.io import INTENSITY_CONVENTION, FileHashCache, load_roi
+from dlradiomics.schema import FAILURE_COLUMNS, META_COLUMNS
 from dlradiomics.store import FeatureStore, content_key
+from dlradiomics.versions import library_versions
 
 STORE_NAMESPACE = "radiomic"
 HASH_CACHE_FILE = "file-hashes.json"
-META_COLUMNS = ["roi_id", "patient_id", "modality", "image", "mask", "label"]
 PROVENANCE_COLUMNS = ["image_sha256", "mask_sha256", "settings_sha256", "pyradiomics_version"]
-FAILURE_COLUMNS = ["roi_id", "patient_id", "image", "mask", "stage", "error"]
 # Stored with each row, left out of the feature table: the image's intensity profile as JSON.
 PROFILE_COLUMN = "intensity_profile"
 
@@ -94,26 +93,6 @@ class RoiTask:
     image_sha256: str
     mask_sha256: str
     key: str
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of everything that can change a feature value, for the provenance record."""
-    import numpy
-    import pywt
-    import radiomics
-    import SimpleITK
-
-    import dlradiomics
-
-    return {
-        "dlradiomics": dlradiomics.__version__,
-        "pyradiomics": radiomics.__version__,
-        "numpy": numpy.__version__,
-        "SimpleITK": SimpleITK.Version_VersionString(),
-        "PyWavelets": pywt.__version__,
-        "pandas": pd.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def _limit_worker_threads() -> None:

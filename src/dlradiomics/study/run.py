@@ -1,0 +1,158 @@
+"""One study run: every stage in order, into a new run folder, and what the run produced.
+
+Stages, in order: cohort and QA, provenance, features (through the shared store), the experiment
+grid in nested patient-grouped CV, the permuted-label canary, Grad-CAM, the final model (the
+configuration chosen by inner CV, refitted on all patients, threshold frozen from inner
+out-of-fold predictions), and the report. Grid and canary results are cached in the store under a
+key of their inputs, so a re-run with unchanged inputs recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dlradiomics.io.atomic import write_csv_atomic, write_yaml_atomic
+from dlradiomics.report.study_report import StudyReportInputs, write_study_report
+from dlradiomics.store import FeatureStore
+from dlradiomics.study.accounting import manifest_row_of, with_feature_failures
+from dlradiomics.study.explain import fit_gradcam_heads, write_gradcam_overlays
+from dlradiomics.study.features import compute_feature_tables, feature_kinds_for
+from dlradiomics.study.preflight import check_feature_coverage, preflight_study
+from dlradiomics.study.run_folder import (
+    attach_log_file,
+    create_run_folder,
+    mark_run_complete,
+    mark_run_failed,
+    point_latest_at,
+    write_provenance,
+)
+from dlradiomics.study.settings import StudySettings
+from dlradiomics.study.stage_timer import StageTimer
+from dlradiomics.study.stages import (
+    fit_final_model,
+    gallery_rows,
+    load_cohort,
+    resolved_radiomics_params,
+    run_grid_cached,
+)
+from dlradiomics.versions import library_versions
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyResult:
+    """What a run produced.
+
+    Args:
+        run_dir: the run folder (`<output>/runs/<timestamp>/`).
+        report_path: the self-contained `report.html`.
+        bundle_path: the final model bundle folder (None when no configuration completed).
+        results: the long results table (one row per configuration).
+        best: the configuration chosen by inner CV, with its out-of-fold metrics.
+        stage_seconds: wall time of each stage.
+        unused_rows: every manifest row the study did not use, with the reason.
+        warnings: what the preflight checks found that did not stop the study.
+        n_manifest_rows: rows in the manifest.
+    """
+
+    run_dir: Path
+    report_path: Path
+    bundle_path: Path | None
+    results: pd.DataFrame
+    best: pd.Series | None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    unused_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    warnings: list[str] = field(default_factory=list)
+    n_manifest_rows: int = 0
+
+
+def run_study(settings: StudySettings, *, progress: bool = True, opening: str | None = None) -> StudyResult:
+    """Run every stage of a study into a new run folder.
+
+    Args:
+        settings: the validated study settings.
+        progress: show a progress display for each long stage.
+        opening: the report's first sentence (default: the study's `report.note`).
+
+    Returns:
+        The `StudyResult` with the paths of the report and the bundle.
+    """
+    timer = StageTimer(progress)
+    # Everything that can be checked without opening an image, before a run folder exists.
+    preflight = preflight_study(settings, radiomics_params=lambda: resolved_radiomics_params(settings))
+    for warning in preflight.warnings:
+        timer.console.print(f"[yellow]warning[/yellow]: {warning}")
+    run = create_run_folder(settings.output)
+    handler = attach_log_file(run)
+    try:
+        logger.info("study %s: run folder %s", settings.name, run.root)
+        for warning in preflight.warnings:
+            logger.warning("preflight: %s", warning)
+        versions = library_versions()
+        with timer.stage("cohort and QA"):
+            cohort_stage = load_cohort(settings)
+            write_provenance(run, settings.to_yaml_dict(), cohort_stage.table, settings.cohort.manifest,
+                             versions=versions)
+            write_csv_atomic(cohort_stage.qa_table, run.root / "qa.csv")
+        radiomics_params = resolved_radiomics_params(settings)
+        params_file = run.root / "radiomics_params.yaml"
+        write_yaml_atomic(params_file, radiomics_params, sort_keys=True)
+        kinds = feature_kinds_for(settings.feature_sources)
+        with timer.stage(f"features ({' and '.join(kinds)}, through the store)"):
+            features = compute_feature_tables(cohort_stage.table, kinds, store_dir=settings.store,
+                                              radiomics_params=params_file, backbone=settings.deep.backbone,
+                                              weights=settings.deep.weights, n_jobs=settings.n_jobs,
+                                              progress=progress)
+            write_csv_atomic(features.failures, run.root / "feature_failures.csv")
+            cohort_stage.unused = with_feature_failures(cohort_stage.unused, features.failures, cohort_stage.table,
+                                                        manifest_row_of(cohort_stage.cohort))
+            write_csv_atomic(cohort_stage.unused, run.root / "unused_rows.csv")
+            for warning in check_feature_coverage(cohort_stage.table, features.tables, features.failures, settings):
+                logger.warning("after features: %s", warning)
+        store = FeatureStore(settings.store)
+        with timer.stage("experiment grid (nested, patient-grouped CV)", spinner=True):
+            grid, grid_cached = run_grid_cached(settings, features, cohort_stage.table, store)
+            write_csv_atomic(grid.fold_table, run.root / "folds.csv")
+            write_csv_atomic(grid.oof, run.root / "oof_predictions.csv")
+        canary = None
+        if settings.report.canary:
+            with timer.stage("permuted-label canary", spinner=True):
+                canary, _ = run_grid_cached(settings, features, cohort_stage.table, store, namespace="canary",
+                                            permute_labels=True)
+        gradcam_tensors: dict[str, np.ndarray] = {}
+        gallery = pd.DataFrame()
+        if "deep" in features.tables:
+            with timer.stage("Grad-CAM", spinner=True):
+                gradcam_tensors = fit_gradcam_heads(features.tables["deep"], list(settings.cohort.modalities),
+                                                    seed=settings.cv.seed)
+                examples = gallery_rows(cohort_stage.table, settings.report.gradcam_examples)
+                gallery = write_gradcam_overlays(examples, run.root / "gradcam", tensors=gradcam_tensors,
+                                                 backbone=settings.deep.backbone, weights=settings.deep.weights)
+        final = None
+        if not grid.completed.empty:
+            with timer.stage("final model", spinner=True):
+                final = fit_final_model(settings, grid, features, run, radiomics_params, gradcam_tensors)
+        with timer.stage("report", spinner=True):
+            report_path = write_study_report(StudyReportInputs(
+                settings=settings, run=run, cohort=cohort_stage, features=features, grid=grid, canary=canary,
+                final=final, gallery=gallery, opening=opening or settings.report.note, versions=versions,
+                grid_cached=grid_cached, stage_seconds=dict(timer.seconds)))
+        mark_run_complete(run)
+        point_latest_at(run)
+        return StudyResult(run_dir=run.root, report_path=report_path,
+                           bundle_path=final.bundle_path if final else None, results=grid.results,
+                           best=final.configuration if final else None, stage_seconds=dict(timer.seconds),
+                           unused_rows=cohort_stage.unused, warnings=list(preflight.warnings),
+                           n_manifest_rows=len(cohort_stage.cohort.table) + len(cohort_stage.cohort.rejected))
+    except BaseException as error:
+        mark_run_failed(run, error)
+        raise
+    finally:
+        logging.getLogger("dlradiomics").removeHandler(handler)
+        handler.close()
