@@ -25,8 +25,18 @@ import skops.io
 
 from dlradiomics.bundle.allowlist import DATA_TYPES, allowed_types
 from dlradiomics.bundle.audit import schema_nodes
-from dlradiomics.evaluation.grid import FUSIONS, KINDS_OF_SOURCE, SOURCES, build_estimator, grid_configurations
-from dlradiomics.models import CLASSIFIERS, build_model_table
+from dlradiomics.evaluation import grid_configurations
+from dlradiomics.models import (
+    CLASSIFIERS,
+    FUSIONS,
+    SOURCES,
+    CorrelationStep,
+    LassoStep,
+    MannWhitneyStep,
+    PCAStep,
+    build_estimator,
+    build_model_table,
+)
 
 
 def feature_tables(n_patients: int = 48) -> dict[str, pd.DataFrame]:
@@ -45,13 +55,14 @@ def main() -> None:
     """Fit, dump and audit every configuration; print the types and the comparison."""
     tables = feature_tables()
     to_run, _ = grid_configurations(SOURCES, [("US",), ("US", "MG")], FUSIONS, CLASSIFIERS)
-    selections = {"radiomic": ("mannwhitney:0.5", "correlation:0.9", "lasso"), "deep": ("pca:4",), "dlr": ("pca:4",)}
+    selections = {"radiomic": (MannWhitneyStep(0.5), CorrelationStep(0.9), LassoStep()),
+                  "deep": (PCAStep(4),), "dlr": (PCAStep(4),)}
     held: dict[str, set[str]] = {}
     skops_untrusted: set[str] = set()
     start = time.perf_counter()
     for configuration in to_run:
-        kinds = list(KINDS_OF_SOURCE[configuration.source])
-        level = "image" if len(configuration.modalities) == 1 else "patient"
+        kinds = list(configuration.kinds)
+        level = configuration.level
         X, y, _ = build_model_table(tables, list(configuration.modalities), kinds, level=level)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

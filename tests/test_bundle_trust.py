@@ -19,8 +19,16 @@ from dlradiomics.bundle import MODEL_FILE, BundleError, load_bundle, save_bundle
 from dlradiomics.bundle.allowlist import DATA_TYPES, allowed_types
 from dlradiomics.bundle.audit import schema_nodes
 from dlradiomics.cli import app
-from dlradiomics.evaluation.grid import KINDS_OF_SOURCE, GridConfiguration, build_estimator
-from dlradiomics.models import CLASSIFIERS, build_model_table
+from dlradiomics.models import (
+    CLASSIFIERS,
+    CorrelationStep,
+    LassoStep,
+    MannWhitneyStep,
+    ModelConfiguration,
+    PCAStep,
+    build_estimator,
+    build_model_table,
+)
 
 from bundle_tables import fitted_pipeline, patient_table
 from skops_craft import (
@@ -177,13 +185,13 @@ def _feature_tables(n_patients: int = 40) -> dict[str, pd.DataFrame]:
 
 # Every classifier once (single radiomic model: the three selectors), then every source and fusion
 # once; together they hold every class a grid model can hold (the whole grid: bench/bundle_allowlist_audit.py).
-REPRESENTATIVE = [GridConfiguration("radiomic", ("US",), "single", name) for name in CLASSIFIERS] + [
-    GridConfiguration("deep", ("US",), "single", "logistic"),
-    GridConfiguration("radiomic", ("US", "MG"), "early", "logistic"),
-    GridConfiguration("radiomic", ("US", "MG"), "ensemble", "logistic"),
-    GridConfiguration("deep", ("US", "MG"), "stacking", "logistic"),
-    GridConfiguration("dlr", ("US",), "early", "logistic"),
-    GridConfiguration("dlr", ("US", "MG"), "ensemble", "logistic"),
+REPRESENTATIVE = [ModelConfiguration("radiomic", ("US",), "single", name) for name in CLASSIFIERS] + [
+    ModelConfiguration("deep", ("US",), "single", "logistic"),
+    ModelConfiguration("radiomic", ("US", "MG"), "early", "logistic"),
+    ModelConfiguration("radiomic", ("US", "MG"), "ensemble", "logistic"),
+    ModelConfiguration("deep", ("US", "MG"), "stacking", "logistic"),
+    ModelConfiguration("dlr", ("US",), "early", "logistic"),
+    ModelConfiguration("dlr", ("US", "MG"), "ensemble", "logistic"),
 ]
 
 
@@ -192,12 +200,13 @@ def grid_bundles(tmp_path_factory):
     tables = _feature_tables()
     folders = {}
     for configuration in REPRESENTATIVE:
-        kinds = list(KINDS_OF_SOURCE[configuration.source])
-        level = "image" if len(configuration.modalities) == 1 else "patient"
+        kinds = list(configuration.kinds)
+        level = configuration.level
         X, y, _ = build_model_table(tables, list(configuration.modalities), kinds, level=level)
-        estimator = build_estimator(configuration, selections={"radiomic": ("mannwhitney:0.5", "correlation:0.9", "lasso"),
-                                                               "deep": ("pca:3",), "dlr": ("pca:3",)},
-                                    dlr_components=4, inner_cv=2)
+        # Typed selection steps, as a study passes them (fusion estimators keep them as a parameter).
+        selections = {"radiomic": (MannWhitneyStep(0.5), CorrelationStep(0.9), LassoStep()),
+                      "deep": (PCAStep(3),), "dlr": (PCAStep(3),)}
+        estimator = build_estimator(configuration, selections=selections, dlr_components=4, inner_cv=2)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = estimator.fit(X, y)

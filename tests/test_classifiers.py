@@ -9,7 +9,17 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
 
-from dlradiomics.models import CLASSIFIERS, PatientGroupKFold, make_classifier, make_pipeline
+from dlradiomics.models import (
+    CLASSIFIERS,
+    CorrelationStep,
+    LassoStep,
+    MannWhitneyStep,
+    PatientGroupKFold,
+    PCAStep,
+    make_classifier,
+    make_pipeline,
+    parse_selection_step,
+)
 
 
 def easy_table(n_patients: int = 80, images_per_patient: int = 2, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -59,6 +69,22 @@ def test_unknown_classifier_and_selection_are_clear_errors():
         make_classifier("tabnet")
     with pytest.raises(ValueError, match="bad selection step 'boruta'"):
         make_pipeline("logistic", selection=["boruta"])
+
+
+def test_selection_steps_are_typed_and_the_text_form_reads_into_them():
+    assert parse_selection_step("mannwhitney:0.01") == MannWhitneyStep(0.01)
+    assert parse_selection_step("correlation") == CorrelationStep(0.9)
+    assert parse_selection_step("pca:7") == PCAStep(7)
+    with pytest.raises(ValueError, match="bad selection step 'pca:seven'"):
+        parse_selection_step("pca:seven")
+    typed = make_pipeline("rf", selection=(MannWhitneyStep(0.01), PCAStep(7)), random_state=4)
+    assert list(typed.named_steps) == ["impute", "drop_constant", "scale", "mannwhitney", "pca", "classifier"]
+    assert typed.named_steps["mannwhitney"].p_threshold == 0.01
+    pca = typed.named_steps["pca"]
+    assert (pca.n_components, pca.random_state) == (7, 4)
+    assert pca.get_params() == make_pipeline(
+        "rf", selection=["mannwhitney:0.01", "pca:7"], random_state=4).named_steps["pca"].get_params()
+    assert make_pipeline("rf", selection=LassoStep(), random_state=4).named_steps["lasso"].random_state == 4
 
 
 def test_params_override_defaults():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from evaluation_data import make_feature_tables
+from sklearn.dummy import DummyClassifier
 
 from dlradiomics.evaluation import (
     CONFIG_COLUMNS,
@@ -109,3 +110,28 @@ def test_missing_modality_patients_and_absent_blocks_are_reported():
     assert rows.loc["radiomic", "n_patients"] == 60 - lacking_mg
     assert "could not be scored" in rows.loc["radiomic", "note"]
     assert np.isfinite(rows.loc["radiomic", "auc"])
+
+
+def test_an_own_classifier_runs_in_the_grid_under_its_name():
+    """A prior-only classifier predicts, for every test patient, the malignant share of its training rows."""
+    tables = make_feature_tables(n_patients=40, modalities=("US",), seed=5)
+    grid = run_grid(
+        tables,
+        sources=("radiomic",),
+        fusions=("early",),
+        classifiers=("logistic", "prior"),
+        custom_classifiers={"prior": DummyClassifier(strategy="prior")},
+        selections=NO_SELECTION,
+        inner_splits=2,
+        n_boot=20,
+    )
+    assert set(grid.completed["classifier"]) == {"logistic", "prior"}
+    assert list(grid.auc_table().columns) == ["logistic", "prior"]
+    oof = grid.predictions_of({"source": "radiomic", "modalities": "US", "fusion": "single", "classifier": "prior"})
+    rows = tables["radiomic"].assign(patient_id=tables["radiomic"]["patient_id"].astype(str))
+    fold_of = grid.fold_table.set_index("patient_id")["fold"]
+    for fold, test in oof.groupby("fold"):
+        training_rows = rows[rows["patient_id"].map(fold_of) != fold]
+        np.testing.assert_allclose(test["prob"], training_rows["label"].mean())
+    with pytest.raises(ValueError, match="unknown classifier"):
+        run_grid(tables, classifiers=("hgb",))

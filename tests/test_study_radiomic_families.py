@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from dlradiomics.features.radiomic import FeatureFamilies, settings_sha256
-from dlradiomics.study.stages import resolved_radiomics_params
 from dlradiomics.study.settings import StudySettings, StudySettingsError
 
 
@@ -14,10 +13,10 @@ def _settings(radiomics: dict) -> StudySettings:
 
 
 def test_study_families_reach_the_parameter_mapping_and_its_hash():
-    plain = resolved_radiomics_params(_settings({}))
-    with_families = resolved_radiomics_params(_settings({
+    plain = _settings({}).radiomics.parameter_mapping()
+    with_families = _settings({
         "peritumoral": {"width_px": 12}, "log": {"sigmas": [1, 2]}, "wavelet": {"name": "haar"},
-        "normalisation": {"US": "roi_zscore"}}))
+        "normalisation": {"US": "roi_zscore"}}).radiomics.parameter_mapping()
     assert "dlradiomics" not in plain
     families = FeatureFamilies.from_params(with_families)
     assert families.peritumoral.width_px == 12 and families.peritumoral.width_mm is None

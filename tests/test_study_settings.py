@@ -110,3 +110,72 @@ def test_run_command_names_a_missing_manifest(tmp_path):
     result = CliRunner().invoke(app, ["run", str(path)])
     assert result.exit_code == 2
     assert "absent.csv" in result.output and "not found" in result.output
+
+
+HGB = "sklearn.ensemble.HistGradientBoostingClassifier"
+
+
+def test_own_classifier_is_imported_checked_and_seeded(tmp_path):
+    own = {"name": "hgb", "estimator": HGB, "params": {"max_iter": 20}}
+    settings = StudySettings.from_yaml(_write(tmp_path, {"cohort": {"manifest": "m.csv"}, "feature_sources": ["radiomic"],
+                                                          "classifiers": ["logistic", own]}))
+    assert settings.classifier_names() == ["logistic", "hgb"]
+    built = settings.own_classifiers()[0].build(random_state=7)
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    assert type(built) is HistGradientBoostingClassifier
+    assert built.get_params()["max_iter"] == 20 and built.get_params()["random_state"] == 7
+    assert settings.to_yaml_dict()["classifiers"][1] == own
+
+
+@pytest.mark.parametrize(("own", "expected"), [
+    ({"name": "ridge", "estimator": "sklearn.linear_model.Ridge"}, ["classifiers.1", "Ridge", "not a scikit-learn classifier"]),
+    ({"name": "x", "estimator": "nosuch.module.Thing"}, ["classifiers.1", "cannot be imported", "nosuch"]),
+    ({"name": "x", "estimator": HGB, "params": {"bogus": 1}}, ["classifiers.1", "does not take params", "bogus"]),
+    ({"name": "x", "estimator": "HistGradientBoostingClassifier"}, ["classifiers.1", "not an import path"]),
+    ({"name": "logistic", "estimator": HGB}, ["classifiers.1", "registered classifier's"]),
+    ({"estimator": HGB}, ["classifiers.1.name", "required key is missing"]),
+])
+def test_a_bad_own_classifier_is_named_when_the_study_loads(tmp_path, own, expected):
+    path = _write(tmp_path, {"cohort": {"manifest": "m.csv"}, "feature_sources": ["radiomic"],
+                             "classifiers": ["svm", own]})
+    with pytest.raises(StudySettingsError) as caught:
+        StudySettings.from_yaml(path)
+    for fragment in expected:
+        assert fragment in str(caught.value)
+
+
+def test_two_own_classifiers_may_not_share_a_name(tmp_path):
+    own = {"name": "hgb", "estimator": HGB}
+    path = _write(tmp_path, {"cohort": {"manifest": "m.csv"}, "feature_sources": ["radiomic"], "classifiers": [own, own]})
+    with pytest.raises(StudySettingsError, match="'hgb'.*more than once"):
+        StudySettings.from_yaml(path)
+
+
+@pytest.mark.parametrize(("radiomics", "key", "value"), [
+    ({"params": "absent.yaml"}, "radiomics.params", "absent.yaml"),
+    ({"params": "not_a_mapping.yaml"}, "radiomics.params", "not_a_mapping.yaml"),
+    ({"params": "bad_bin.yaml"}, "radiomics.params", "bad_bin.yaml"),
+    ({"overrides": {"setting": {"binWidth": -3}}}, "radiomics.overrides", "-3"),
+])
+def test_a_missing_or_invalid_pyradiomics_setting_is_named_when_the_study_loads(tmp_path, radiomics, key, value):
+    (tmp_path / "not_a_mapping.yaml").write_text("- binWidth\n")
+    (tmp_path / "bad_bin.yaml").write_text(yaml.safe_dump({"setting": {"binWidth": "wide"}}))
+    path = _write(tmp_path, {"cohort": {"manifest": "m.csv"}, "feature_sources": ["radiomic"], "radiomics": radiomics})
+    with pytest.raises(StudySettingsError) as caught:
+        StudySettings.from_yaml(path)
+    assert f"{key}: value" in str(caught.value) and value in str(caught.value)
+
+
+def test_a_valid_params_file_loads(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"setting": {"binWidth": 10}}))
+    path = _write(tmp_path, {"cohort": {"manifest": "m.csv"}, "feature_sources": ["radiomic"],
+                             "radiomics": {"params": "params.yaml"}})
+    assert StudySettings.from_yaml(path).radiomics.parameter_mapping()["setting"]["binWidth"] == 10
+
+
+def test_an_unknown_backbone_is_named_when_the_study_loads(tmp_path):
+    path = _write(tmp_path, {"cohort": {"manifest": "m.csv"}, "feature_sources": ["deep"], "deep": {"backbone": "resnet5"}})
+    with pytest.raises(StudySettingsError) as caught:
+        StudySettings.from_yaml(path)
+    assert "deep.backbone: value 'resnet5'" in str(caught.value) and "resnet50" in str(caught.value)

@@ -131,7 +131,7 @@ def test_a_run_that_fails_is_marked_failed_with_its_error_in_run_log(manifest, t
 def test_a_study_that_ends_without_a_model_exits_2_with_the_reason(manifest, tmp_path, monkeypatch):
     import yaml
 
-    from dlradiomics.evaluation.grid import GridResult
+    from dlradiomics.evaluation import GridResult
 
     def every_configuration_skipped(*args, **kwargs):
         results = pd.DataFrame([{"source": "radiomic", "modalities": "US", "fusion": "single", "classifier": "logistic",

@@ -74,11 +74,15 @@ def _model_classes() -> list[type]:
     from dlradiomics.models import (
         BoundedPCA,
         CorrelationFilter,
+        CorrelationStep,
         DLRFusion,
         EarlyFusion,
         LassoSelector,
+        LassoStep,
         MannWhitneySelector,
+        MannWhitneyStep,
         PatientGroupKFold,
+        PCAStep,
         StackingFusion,
         WeightedEnsembleFusion,
     )
@@ -87,6 +91,8 @@ def _model_classes() -> list[type]:
         # dlradiomics: selectors, reduction, patient-grouped folds, fusion
         MannWhitneySelector, CorrelationFilter, LassoSelector, BoundedPCA, PatientGroupKFold,
         EarlyFusion, WeightedEnsembleFusion, StackingFusion, DLRFusion,
+        # the typed selection steps a fusion estimator holds as its `selection` parameter
+        MannWhitneyStep, CorrelationStep, LassoStep, PCAStep,
         # scikit-learn: the standard pipeline and the classifiers of the registry with their parts
         Pipeline, SimpleImputer, VarianceThreshold, StandardScaler, PCA, LabelEncoder,
         LogisticRegression, SVC, CalibratedClassifierCV, _CalibratedClassifier, _SigmoidCalibration,

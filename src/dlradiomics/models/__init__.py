@@ -32,6 +32,15 @@ from dlradiomics.models.fusion import (
 )
 from dlradiomics.models.inner_cv import PatientGroupKFold, patient_groups
 from dlradiomics.models.reduction import BoundedPCA
+from dlradiomics.models.selection import (
+    CorrelationStep,
+    LassoStep,
+    MannWhitneyStep,
+    PCAStep,
+    SelectionStep,
+    describe_step,
+    parse_selection_step,
+)
 from dlradiomics.models.selectors import (
     CorrelationFilter,
     LassoSelector,
@@ -44,6 +53,7 @@ __all__ = [
     "BoundedPCA",
     "CLASSIFIERS",
     "CorrelationFilter",
+    "CorrelationStep",
     "DEFAULT_SELECTION",
     "DEFAULT_SELECTIONS",
     "DLRFusion",
@@ -51,13 +61,17 @@ __all__ = [
     "FUSIONS",
     "KINDS_OF_SOURCE",
     "LassoSelector",
+    "LassoStep",
     "META_COLUMNS",
     "MannWhitneySelector",
+    "MannWhitneyStep",
     "MissingBlockWarning",
     "ModelConfiguration",
+    "PCAStep",
     "PatientGroupKFold",
     "SOURCES",
     "SelectionFallbackWarning",
+    "SelectionStep",
     "StackingFusion",
     "WeightedEnsembleFusion",
     "aggregate_by_patient",
@@ -65,9 +79,11 @@ __all__ = [
     "blocks_of",
     "build_estimator",
     "build_model_table",
+    "describe_step",
     "make_classifier",
     "make_pipeline",
     "modality_of",
+    "parse_selection_step",
     "patient_groups",
     "table_level",
 ]

@@ -24,12 +24,17 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from dlradiomics.models.inner_cv import PatientGroupKFold
-from dlradiomics.models.reduction import BoundedPCA
-from dlradiomics.models.selectors import CorrelationFilter, LassoSelector, MannWhitneySelector
+from dlradiomics.models.selection import (
+    CorrelationStep,
+    LassoStep,
+    MannWhitneyStep,
+    SelectionStep,
+    parse_selection_step,
+)
 
 
 def _xgboost(random_state: int, **params) -> BaseEstimator:
-    from xgboost import XGBClassifier
+    from xgboost import XGBClassifier  # imported on use: a heavy library most pipelines never build
 
     defaults = dict(
         n_estimators=200, learning_rate=0.05, max_depth=3, subsample=0.8, colsample_bytree=0.8,
@@ -39,7 +44,7 @@ def _xgboost(random_state: int, **params) -> BaseEstimator:
 
 
 def _lightgbm(random_state: int, **params) -> BaseEstimator:
-    from lightgbm import LGBMClassifier
+    from lightgbm import LGBMClassifier  # imported on use: a heavy library most pipelines never build
 
     defaults = dict(
         n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=10, subsample=0.8,
@@ -109,7 +114,8 @@ CLASSIFIER_SPECS: dict[str, ClassifierSpec] = {
 }
 
 CLASSIFIERS: tuple[str, ...] = tuple(CLASSIFIER_SPECS)
-DEFAULT_SELECTION: tuple[str, ...] = ("mannwhitney", "correlation", "lasso")
+# The paper's radiomic chain: Mann-Whitney U filter -> Spearman redundancy filter -> LASSO.
+DEFAULT_SELECTION: tuple[SelectionStep, ...] = (MannWhitneyStep(), CorrelationStep(), LassoStep())
 
 
 def _spec(name: str) -> ClassifierSpec:
@@ -151,36 +157,20 @@ def make_classifier(name: str, random_state: int = 0, search: bool = False, inne
     )
 
 
-def _selection_steps(selection: str | Sequence[str] | None, random_state: int) -> list[tuple[str, BaseEstimator]]:
-    """Selector steps from specs such as ``"mannwhitney:0.01"``, ``"correlation:0.8"``, ``"lasso"``, ``"pca:32"``."""
+def _selection_steps(
+    selection: SelectionStep | str | Sequence[SelectionStep | str] | None, random_state: int
+) -> list[tuple[SelectionStep, BaseEstimator]]:
+    """The typed steps (text forms such as ``"pca:32"`` read once here) with their unfitted selectors."""
     if selection is None or selection == "none":
         return []
-    specs = [selection] if isinstance(selection, str) else list(selection)
-    steps: list[tuple[str, BaseEstimator]] = []
-    for spec in specs:
-        kind, _, argument = str(spec).partition(":")
-        try:
-            if kind == "mannwhitney":
-                step = MannWhitneySelector(**({"p_threshold": float(argument)} if argument else {}))
-            elif kind == "correlation":
-                step = CorrelationFilter(**({"threshold": float(argument)} if argument else {}))
-            elif kind == "lasso":
-                step = LassoSelector(random_state=random_state)
-            elif kind == "pca":
-                step = BoundedPCA(n_components=int(argument) if argument else 32, random_state=random_state)
-            else:
-                raise ValueError("unknown selector")
-        except ValueError as error:
-            raise ValueError(
-                f"bad selection step {spec!r} ({error}); use 'mannwhitney[:p]', 'correlation[:rho]', 'lasso', 'pca[:k]'"
-            ) from None
-        steps.append((kind, step))
-    return steps
+    steps = list(selection) if isinstance(selection, Sequence) and not isinstance(selection, str) else [selection]
+    typed = [parse_selection_step(step) if isinstance(step, str) else step for step in steps]
+    return [(step, step.build(random_state)) for step in typed]
 
 
 def make_pipeline(
     classifier: str | BaseEstimator = "logistic",
-    selection: str | Sequence[str] | None = DEFAULT_SELECTION,
+    selection: SelectionStep | str | Sequence[SelectionStep | str] | None = DEFAULT_SELECTION,
     *,
     random_state: int = 0,
     search: bool = False,
@@ -195,8 +185,9 @@ def make_pipeline(
 
     Args:
         classifier: a name from :data:`CLASSIFIERS` or an unfitted scikit-learn classifier (cloned).
-        selection: selector specs in order, e.g. ``("mannwhitney", "correlation", "lasso")``,
-            ``["pca:32"]``, or None for no selection.
+        selection: selection steps in order, typed (``(MannWhitneyStep(0.01), LassoStep())``,
+            ``PCAStep(32)``; see :mod:`dlradiomics.models.selection`) or in their text form
+            (``["mannwhitney:0.01", "lasso"]``, ``"pca:32"``), or None for no selection.
         random_state: seed of the classifier and of the selectors' inner folds.
         search: hyper-parameter search for a named classifier (see :func:`make_classifier`).
         inner_cv: inner folds of the search.
@@ -211,14 +202,14 @@ def make_pipeline(
     else:
         needs_scaling = True
         model = clone(classifier)
-    if any(name in ("lasso", "pca") for name, _ in steps):
+    if any(step.needs_scaling for step, _ in steps):
         needs_scaling = True
     pipeline = Pipeline(
         [
             ("impute", SimpleImputer(strategy="median")),
             ("drop_constant", VarianceThreshold(threshold=0.0)),
             *([("scale", StandardScaler())] if needs_scaling else []),
-            *steps,
+            *((step.name, selector) for step, selector in steps),
             ("classifier", model),
         ]
     )

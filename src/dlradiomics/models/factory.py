@@ -22,15 +22,16 @@ from sklearn.base import BaseEstimator
 from dlradiomics.models.blocks import table_level
 from dlradiomics.models.classifiers import DEFAULT_SELECTION, make_pipeline
 from dlradiomics.models.fusion import DLRFusion, EarlyFusion, StackingFusion, WeightedEnsembleFusion
+from dlradiomics.models.selection import PCAStep, SelectionStep
 
 SOURCES = ("radiomic", "deep", "dlr")
 FUSIONS = ("early", "ensemble", "stacking")
 KINDS_OF_SOURCE = {"radiomic": ("radiomic",), "deep": ("deep",), "dlr": ("radiomic", "deep")}
-DEFAULT_SELECTIONS: dict[str, tuple[str, ...] | None] = {
+DEFAULT_SELECTIONS: dict[str, tuple[SelectionStep, ...] | None] = {
     "radiomic": DEFAULT_SELECTION,
     # The paper compresses each modality's CNN embedding to 32 principal components.
-    "deep": ("pca:32",),
-    "dlr": ("pca:32",),
+    "deep": (PCAStep(32),),
+    "dlr": (PCAStep(32),),
 }
 
 
@@ -79,7 +80,7 @@ class ModelConfiguration:
 def build_estimator(
     configuration: ModelConfiguration,
     *,
-    selections: Mapping[str, Sequence[str] | None] | None = None,
+    selections: Mapping[str, Sequence[SelectionStep] | None] | None = None,
     custom_classifiers: Mapping[str, BaseEstimator] | None = None,
     dlr_components: int = 108,
     inner_cv: int = 3,

@@ -147,7 +147,7 @@ def methods_section(inputs: StudyReportInputs) -> ReportSection:
         "Models. Radiomic blocks: Mann-Whitney U (p < "
         f"{s.selection.mann_whitney_p}), Spearman redundancy filter (|rho| > {s.selection.correlation_threshold})"
         f"{', LASSO' if s.selection.lasso else ''}; deep and DLR blocks: PCA to {s.deep.pca_components} components "
-        f"(DLR fusion: PCA to at most 108). Classifiers: {', '.join(s.classifiers)}. Feature sources: "
+        f"(DLR fusion: PCA to at most 108). Classifiers: {', '.join(map(_classifier_label, s.classifiers))}. Feature sources: "
         f"{', '.join(s.feature_sources)}; fusion: {', '.join(s.fusion)} (ensemble weights = softmax of inner-CV "
         "accuracies; stacking meta-learner = logistic regression on inner out-of-fold probabilities). Images of one "
         "patient and modality are averaged to one patient probability.",
@@ -161,6 +161,11 @@ def methods_section(inputs: StudyReportInputs) -> ReportSection:
         f"Software: {versions}.",
     ]
     return ReportSection("Methods", paragraphs=paragraphs)
+
+
+def _classifier_label(entry: Any) -> str:
+    # A study's own classifier (`{name, estimator, params}` in the study file) is named with its class.
+    return entry if isinstance(entry, str) else f"{entry.name} ({entry.estimator})"
 
 
 def _versions(inputs: StudyReportInputs) -> dict[str, str]:

@@ -37,7 +37,6 @@ from dlradiomics.study.stages import (
     fit_final_model,
     gallery_rows,
     load_cohort,
-    resolved_radiomics_params,
     run_grid_cached,
 )
 from dlradiomics.versions import library_versions
@@ -85,7 +84,7 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
     """
     timer = StageTimer(progress)
     # Everything that can be checked without opening an image, before a run folder exists.
-    preflight = preflight_study(settings, radiomics_params=lambda: resolved_radiomics_params(settings))
+    preflight = preflight_study(settings, radiomics_params=settings.radiomics.parameter_mapping)
     for warning in preflight.warnings:
         timer.console.print(f"[yellow]warning[/yellow]: {warning}")
     run = create_run_folder(settings.output)
@@ -100,7 +99,7 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
             write_provenance(run, settings.to_yaml_dict(), cohort_stage.table, settings.cohort.manifest,
                              versions=versions)
             write_csv_atomic(cohort_stage.qa_table, run.root / "qa.csv")
-        radiomics_params = resolved_radiomics_params(settings)
+        radiomics_params = settings.radiomics.parameter_mapping()
         params_file = run.root / "radiomics_params.yaml"
         write_yaml_atomic(params_file, radiomics_params, sort_keys=True)
         kinds = feature_kinds_for(settings.feature_sources)

@@ -7,13 +7,26 @@ researcher editing YAML needs to know which line to fix.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sklearn.base import BaseEstimator, is_classifier
 
 from dlradiomics.cohort.modalities import checked_modality
 from dlradiomics.features.defaults import DEFAULT_BACKBONE
+from dlradiomics.features.radiomic import FAMILIES_SECTION, create_extractor, load_radiomics_params
 from dlradiomics.io.atomic import write_text_atomic
 from dlradiomics.io.safe_yaml import YamlInputError, load_yaml_file
 
@@ -155,6 +168,22 @@ class RadiomicsSettings(_Section):
             section["normalisation"] = dict(self.normalisation)
         return section
 
+    def parameter_mapping(self) -> dict[str, Any]:
+        """The complete parameter mapping: the file (or the package's defaults), the overrides, the families.
+
+        The families go into the mapping's `dlradiomics` section, so the run's radiomics_params.yaml,
+        the provenance and the bundle describe every radiomic feature.
+
+        Raises:
+            OSError: the parameter file cannot be read.
+            ValueError: the file is not a YAML mapping, or an override names an unknown section.
+        """
+        params = dict(load_radiomics_params(self.params, overrides=self.overrides or None))
+        families = self.families_section()
+        if families:
+            params[FAMILIES_SECTION] = {**params.get(FAMILIES_SECTION, {}), **families}
+        return params
+
 
 class DeepSettings(_Section):
     """The ImageNet backbone whose frozen embeddings are the deep features.
@@ -168,6 +197,72 @@ class DeepSettings(_Section):
     backbone: str = DEFAULT_BACKBONE
     weights: str = "imagenet"
     pca_components: int = Field(32, ge=1)
+
+
+class OwnClassifierSettings(_Section):
+    """A scikit-learn classifier of your own, run in the grid beside the seven registered ones.
+
+    Its class is imported and checked when the study file loads. Like a classifier object given to
+    `dlradiomics.models.make_pipeline`, it gets standardised features (harmless for trees, needed
+    by distance- and penalty-based models); when it takes a `random_state` that `params` leaves
+    out, it gets the study's seed, so runs repeat.
+
+    Args:
+        name: the name results, tables and the bundle show it under (letters, digits, `_`, `-`).
+        estimator: the import path of its class, e.g. `sklearn.ensemble.HistGradientBoostingClassifier`.
+        params: keyword arguments of its constructor.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    estimator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _importable_classifier(self) -> OwnClassifierSettings:
+        if self.name in ALL_CLASSIFIERS:
+            raise ValueError(f"name {self.name!r} is a registered classifier's; give your own classifier another")
+        self.build(random_state=None)
+        return self
+
+    def build(self, random_state: int | None) -> BaseEstimator:
+        """An unfitted instance, seeded with ``random_state`` unless `params` sets its own.
+
+        Raises:
+            ValueError: the class cannot be imported, does not take `params`, or is not a
+                scikit-learn classifier with `predict_proba`.
+        """
+        module_name, _, class_name = self.estimator.rpartition(".")
+        if not module_name:
+            raise ValueError(f"estimator {self.estimator!r} is not an import path such as "
+                             "'sklearn.ensemble.HistGradientBoostingClassifier'")
+        try:
+            estimator_class = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"estimator {self.estimator!r} cannot be imported: {error}") from None
+        try:
+            estimator = estimator_class(**self.params)
+        except TypeError as error:
+            raise ValueError(f"estimator {self.estimator!r} does not take params {self.params}: {error}") from None
+        if not (isinstance(estimator, BaseEstimator) and is_classifier(estimator) and hasattr(estimator, "predict_proba")):
+            raise ValueError(f"estimator {self.estimator!r} is not a scikit-learn classifier with predict_proba "
+                             "(sklearn.base.is_classifier)")
+        if random_state is not None and "random_state" in estimator.get_params() and "random_state" not in self.params:
+            estimator.set_params(random_state=random_state)
+        return estimator
+
+
+def _classifier_entry_kind(value: Any) -> str:
+    return _OWN_CLASSIFIER if isinstance(value, (dict, OwnClassifierSettings)) else _REGISTERED_CLASSIFIER
+
+
+# Tags of the two kinds of `classifiers` entry; they appear in pydantic's error locations, and
+# error messages leave them out so that a location is the key path of the study file.
+_REGISTERED_CLASSIFIER = "registered classifier"
+_OWN_CLASSIFIER = "own classifier"
+ClassifierEntry = Annotated[
+    Annotated[ClassifierName, Tag(_REGISTERED_CLASSIFIER)] | Annotated[OwnClassifierSettings, Tag(_OWN_CLASSIFIER)],
+    Discriminator(_classifier_entry_kind),
+]
 
 
 class SelectionSettings(_Section):
@@ -261,7 +356,8 @@ class StudySettings(_Section):
         radiomics: PyRadiomics settings.
         deep: backbone for deep features.
         selection: feature selection.
-        classifiers: classifiers tried in every experiment.
+        classifiers: classifiers tried in every experiment: names of the seven registered ones, or
+            mappings `{name, estimator, params}` of your own (see `OwnClassifierSettings`).
         feature_sources: "radiomic", "deep" and/or "dlr" (both, concatenated).
         fusion: "single" (each modality alone), "early", "ensemble", "stacking".
         cv: the cross-validation scheme.
@@ -279,7 +375,7 @@ class StudySettings(_Section):
     radiomics: RadiomicsSettings = RadiomicsSettings()
     deep: DeepSettings = DeepSettings()
     selection: SelectionSettings = SelectionSettings()
-    classifiers: list[ClassifierName] = Field(default_factory=lambda: list(ALL_CLASSIFIERS), min_length=1)
+    classifiers: list[ClassifierEntry] = Field(default_factory=lambda: list(ALL_CLASSIFIERS), min_length=1)
     feature_sources: list[FeatureSource] = Field(default_factory=lambda: ["radiomic", "deep", "dlr"], min_length=1)
     fusion: list[FusionStrategy] = Field(default_factory=lambda: ["single", "early", "ensemble", "stacking"],
                                          min_length=1)
@@ -290,6 +386,23 @@ class StudySettings(_Section):
     store: Path = Path("feature-store")
     n_jobs: int = Field(1, ge=1)
     source_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _distinct_classifier_names(self) -> StudySettings:
+        names = self.classifier_names()
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"classifier names {repeated} appear more than once; give each own classifier "
+                             f"a name of its own (registered names: {list(ALL_CLASSIFIERS)})")
+        return self
+
+    def classifier_names(self) -> list[str]:
+        """The names of the study's classifiers, as results show them."""
+        return [entry if isinstance(entry, str) else entry.name for entry in self.classifiers]
+
+    def own_classifiers(self) -> list[OwnClassifierSettings]:
+        """The study's own classifiers (entries given as `{name, estimator, params}`)."""
+        return [entry for entry in self.classifiers if isinstance(entry, OwnClassifierSettings)]
 
     @classmethod
     def from_mapping(cls, mapping: Any, *, source: str = "study file", base_dir: Path | None = None) -> StudySettings:
@@ -304,7 +417,9 @@ class StudySettings(_Section):
             The validated settings, with paths made absolute when `base_dir` is given.
 
         Raises:
-            StudySettingsError: a key is unknown, missing, or has a value that is not allowed.
+            StudySettingsError: a key is unknown, missing, or has a value that is not allowed,
+                including a PyRadiomics parameter file that is missing or invalid and a backbone
+                name the registry does not know (checked here, before any work starts).
         """
         if mapping is None:
             raise StudySettingsError(f"{source}: the study file is empty; `dlradiomics init` writes a commented "
@@ -316,7 +431,43 @@ class StudySettings(_Section):
             settings = cls.model_validate(mapping)
         except ValidationError as error:
             raise StudySettingsError(_describe_errors(error, source)) from None
-        return settings._resolved(base_dir) if base_dir is not None else settings
+        settings = settings._resolved(base_dir) if base_dir is not None else settings
+        problems = settings._radiomics_problems() + settings._backbone_problems()
+        if problems:
+            lines = [f"  {key}: value {value!r} is not allowed: {message}" for key, value, message in problems]
+            raise StudySettingsError("\n".join([f"{source}: {len(problems)} invalid setting(s):", *lines]))
+        return settings
+
+    def _radiomics_problems(self) -> list[tuple[str, Any, str]]:
+        """The PyRadiomics settings, loaded and checked by PyRadiomics as extraction will use them."""
+        radiomics = self.radiomics
+        if radiomics.params is None and not radiomics.overrides and not radiomics.families_section():
+            return []  # the package's own defaults
+        if radiomics.params is not None:
+            try:
+                load_radiomics_params(radiomics.params)
+            except (OSError, ValueError) as error:
+                return [("radiomics.params", str(radiomics.params), str(error))]
+        key, value = (("radiomics.overrides", radiomics.overrides) if radiomics.overrides
+                      else ("radiomics.params", str(radiomics.params)) if radiomics.params is not None
+                      else ("radiomics", radiomics.families_section()))
+        try:
+            create_extractor(radiomics.parameter_mapping())
+        except (OSError, ValueError) as error:
+            return [(key, value, str(error))]
+        return []
+
+    def _backbone_problems(self) -> list[tuple[str, Any, str]]:
+        """The backbone name, checked against the registry when deep features are used."""
+        if not {"deep", "dlr"} & set(self.feature_sources):
+            return []
+        # Imported here: the backbone registry imports torch, which a radiomic-only study never needs.
+        from dlradiomics.features.deep.backbones import available_backbones
+
+        names = available_backbones()
+        if self.deep.backbone not in names:
+            return [("deep.backbone", self.deep.backbone, f"unknown backbone; choose one of {names}")]
+        return []
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> StudySettings:
@@ -359,13 +510,16 @@ class StudySettings(_Section):
 def _describe_errors(error: ValidationError, source: str) -> str:
     lines = [f"{source}: {error.error_count()} invalid setting(s):"]
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        path = [part for part in item["loc"] if part not in (_REGISTERED_CLASSIFIER, _OWN_CLASSIFIER)]
+        key = ".".join(str(part) for part in path) or "(top level)"
         if item["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (value {item['input']!r}); check its spelling")
         elif item["type"] == "missing":
             lines.append(f"  {key}: required key is missing")
         else:
-            lines.append(f"  {key}: value {item['input']!r} is not allowed: {item['msg']}")
+            # A validator's own message, without pydantic's "Value error, " in front of it.
+            message = str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"]
+            lines.append(f"  {key}: value {item['input']!r} is not allowed: {message}")
     return "\n".join(lines)
 
 

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+import skops.io
+from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import cross_val_predict
 
 from dlradiomics.bundle import save_bundle
+from dlradiomics.bundle.allowlist import allowed_types
+from dlradiomics.bundle.audit import schema_nodes
 from dlradiomics.cohort import Cohort, read_manifest
 from dlradiomics.cohort.qa import QaSummary, run_qa
 from dlradiomics.evaluation import (
@@ -27,14 +33,19 @@ from dlradiomics.evaluation import (
     run_grid,
 )
 from dlradiomics.evaluation.crossval import FoldScheme
-from dlradiomics.features.radiomic import load_radiomics_params
 from dlradiomics.models import (
     FUSIONS,
+    CorrelationStep,
+    LassoStep,
+    MannWhitneyStep,
     ModelConfiguration,
     PatientGroupKFold,
+    PCAStep,
     SelectionFallbackWarning,
+    SelectionStep,
     aggregate_by_patient,
     build_estimator,
+    describe_step,
 )
 from dlradiomics.store import FeatureStore
 from dlradiomics.study.accounting import unused_rows
@@ -128,30 +139,23 @@ def outer_folds(settings: StudySettings, table: pd.DataFrame) -> pd.DataFrame | 
     return RepeatedPatientKFold(n_splits=settings.cv.outer_folds, n_repeats=settings.cv.repeats, seed=settings.cv.seed)
 
 
-def resolved_radiomics_params(settings: StudySettings) -> dict:
-    """The complete PyRadiomics parameter mapping of the study (file, then overrides)."""
-    params = settings.radiomics.params
-    params = dict(load_radiomics_params(params, overrides=settings.radiomics.overrides or None))
-    families = settings.radiomics.families_section()
-    if families:
-        # The study file's families go into the mapping's `dlradiomics` section, so the run's
-        # radiomics_params.yaml, the provenance and the bundle describe every radiomic feature.
-        params["dlradiomics"] = {**params.get("dlradiomics", {}), **families}
-    return params
-
-
-def selections_for(settings: StudySettings) -> dict[str, tuple[str, ...]]:
-    """Selector specs per feature source, from the study's selection and deep settings."""
-    radiomic = [f"mannwhitney:{settings.selection.mann_whitney_p}",
-                f"correlation:{settings.selection.correlation_threshold}"]
+def selections_for(settings: StudySettings) -> dict[str, tuple[SelectionStep, ...]]:
+    """Selection steps per feature source, from the study's selection and deep settings."""
+    radiomic: list[SelectionStep] = [MannWhitneyStep(settings.selection.mann_whitney_p),
+                                     CorrelationStep(settings.selection.correlation_threshold)]
     if settings.selection.lasso:
-        radiomic.append("lasso")
-    deep = (f"pca:{settings.deep.pca_components}",)
+        radiomic.append(LassoStep())
+    deep = (PCAStep(settings.deep.pca_components),)
     return {"radiomic": tuple(radiomic), "deep": deep, "dlr": deep}
 
 
+def own_classifiers_for(settings: StudySettings) -> dict[str, BaseEstimator]:
+    """The study's own classifiers by name, unfitted and seeded with the study's seed."""
+    return {entry.name: entry.build(random_state=settings.cv.seed) for entry in settings.own_classifiers()}
+
+
 def grid_arguments(settings: StudySettings, modalities: list[str]) -> dict[str, Any]:
-    """Keyword arguments of `run_grid` from the settings (also part of the cache key)."""
+    """Keyword arguments of `run_grid` from the settings (see `grid_cache_key` for how they are cached)."""
     modality_sets = default_modality_sets(modalities)
     if "single" not in settings.fusion:
         modality_sets = [modality_set for modality_set in modality_sets if len(modality_set) > 1] or modality_sets
@@ -159,7 +163,8 @@ def grid_arguments(settings: StudySettings, modalities: list[str]) -> dict[str, 
         "sources": list(settings.feature_sources),
         "modality_sets": [list(modality_set) for modality_set in modality_sets],
         "fusions": [fusion for fusion in settings.fusion if fusion in FUSIONS],
-        "classifiers": list(settings.classifiers),
+        "classifiers": settings.classifier_names(),
+        "custom_classifiers": own_classifiers_for(settings),
         "threshold": settings.threshold.as_rule(),
         "inner_splits": settings.cv.inner_folds,
         "selections": selections_for(settings),
@@ -180,6 +185,18 @@ def canary_arguments(arguments: dict[str, Any], modalities: list[str]) -> dict[s
     subset["classifiers"] = arguments["classifiers"][:1]
     subset["fusions"] = arguments["fusions"][:1]
     return subset
+
+
+def grid_cache_key(arguments: dict[str, Any], settings: StudySettings) -> dict[str, Any]:
+    """The grid arguments as plain values: selection steps as their fields, own classifiers as the
+    study file declares them (import path and parameters), everything else as it is."""
+    own = {entry.name: entry.model_dump() for entry in settings.own_classifiers()}
+    return {
+        **arguments,
+        "selections": {source: [describe_step(step) for step in steps] if steps is not None else None
+                       for source, steps in arguments["selections"].items()},
+        "custom_classifiers": {name: own[name] for name in arguments["custom_classifiers"]},
+    }
 
 
 def run_grid_cached(settings: StudySettings, features: FeatureTables, table: pd.DataFrame, store: FeatureStore,
@@ -204,7 +221,7 @@ def run_grid_cached(settings: StudySettings, features: FeatureTables, table: pd.
         arguments = canary_arguments(arguments, modalities)
         tables = permute_table_labels(tables, seed=settings.cv.seed)
     folds = outer_folds(settings, table)
-    key = {"arguments": arguments,
+    key = {"arguments": grid_cache_key(arguments, settings),
            "folds": table_fingerprint(folds) if isinstance(folds, pd.DataFrame) else repr(folds),
            "tables": {kind: table_fingerprint(frame) for kind, frame in tables.items()}}
 
@@ -229,7 +246,8 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
     kinds = list(configuration.kinds)
     X, y, groups = model_table_for(features.tables, list(configuration.modalities), kinds)
     estimator = build_estimator(configuration, selections=selections_for(settings),
-                                inner_cv=settings.cv.inner_folds, random_state=settings.cv.seed)
+                                custom_classifiers=own_classifiers_for(settings), inner_cv=settings.cv.inner_folds,
+                                random_state=settings.cv.seed)
     with warnings.catch_warnings():
         # As in the grid: a selector keeping its best k on a small cohort is expected, not news.
         warnings.simplefilter("ignore", SelectionFallbackWarning)
@@ -240,8 +258,15 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
     patient_probability = aggregate_by_patient(inner_probability, groups.to_numpy()).dropna()
     patient_label = y.groupby(level=0).first().reindex(patient_probability.index)
     threshold = choose_threshold(patient_label.to_numpy(), patient_probability.to_numpy(), settings.threshold.as_rule())
+    own = {entry.name: entry for entry in settings.own_classifiers()}
+    # A study's own classifier is code the bundle's allowlist does not know: the bundle records its
+    # import path and the classes the fitted model holds, which a loader must name to trust them.
+    own_classes = classes_beyond_allowlist(model) if configuration.classifier in own else []
     bundle_settings = {
         "configuration": configuration.key(),
+        "classifier": ({"name": configuration.classifier, "estimator": own[configuration.classifier].estimator,
+                        "params": own[configuration.classifier].params, "classes": own_classes}
+                       if configuration.classifier in own else {"name": configuration.classifier}),
         "selection_rule": grid.selection_rule,
         "radiomics_params": radiomics_params,
         "backbone": settings.deep.backbone,
@@ -259,10 +284,18 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
     profiles = training_intensity_profiles(features.tables[kinds[0]], list(configuration.modalities))
     path = save_bundle(run.bundle_dir, model, training_table=X, threshold=threshold,
                        modalities=list(configuration.modalities), feature_kinds=kinds, level=configuration.level,
-                       settings=bundle_settings, tensors=tensors or None, intensity_profiles=profiles)
+                       settings=bundle_settings, tensors=tensors or None, intensity_profiles=profiles,
+                       trusted=own_classes)
     logger.info("final model %s refitted on %d patients; threshold %.3f; bundle %s", configuration.label,
                 X.index.nunique(), threshold, path)
     return FinalModel(configuration=best, bundle_path=path, threshold=threshold, n_patients=int(X.index.nunique()))
+
+
+def classes_beyond_allowlist(model: BaseEstimator) -> list[str]:
+    """The classes a fitted model holds that a bundle does not load unless named (`load_bundle(trusted=...)`)."""
+    with zipfile.ZipFile(io.BytesIO(skops.io.dumps(model))) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    return sorted({name for name, _ in schema_nodes(schema)} - set(allowed_types()))
 
 
 def gallery_rows(table: pd.DataFrame, count: int) -> pd.DataFrame:
