@@ -42,6 +42,8 @@ FEATURE_SETS = {
     "lesion + ring (12 px)": ("original_", "peri_"),
     "lesion + wavelet": ("original_", "wavelet-"),
     "lesion + LoG": ("original_", "log-sigma-"),
+    "lesion + ring + wavelet": ("original_", "peri_", "wavelet-"),
+    "lesion + all families": ("original_", "peri_", "wavelet-", "log-sigma-"),
 }
 SENSITIVITY = 0.936
 
@@ -63,6 +65,8 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=REPO_ROOT.parent / "scratch" / "features" / "store")
     parser.add_argument("--jobs", type=int, default=2, help="extraction workers (if the store lacks ROIs)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the out-of-fold predictions")
+    parser.add_argument("--sets", nargs="+", default=list(FEATURE_SETS), choices=list(FEATURE_SETS),
+                        help="feature sets to cross-validate (the lesion's always runs first, as the reference)")
     args = parser.parse_args()
 
     cohort = Cohort.from_table(bus_bra_manifest(args.data), args.data, source=str(args.data))
@@ -81,7 +85,9 @@ def main() -> None:
     columns = radiomic_feature_columns(result.features)
     predictions: dict[str, pd.DataFrame] = {}
     print(f"\nPublishers' 5 folds, L1 logistic, patient-level out-of-fold (specificity at sensitivity {SENSITIVITY}):")
-    for name, prefixes in FEATURE_SETS.items():
+    chosen_sets = ["lesion", *[name for name in args.sets if name != "lesion"]]
+    for name in chosen_sets:
+        prefixes = FEATURE_SETS[name]
         chosen = [column for column in columns if column.startswith(prefixes)]
         started = time.perf_counter()
         with warnings.catch_warnings():
@@ -98,7 +104,7 @@ def main() -> None:
             lesion = predictions["lesion"]
             here = predictions[name].loc[lesion.index]
             test = delong_test(lesion["y_true"], here["prob"], lesion["prob"])
-            line += f"  vs lesion {test.difference:+.3f} (p = {test.p_value:.2f})"
+            line += f"  vs lesion {test.difference:+.3f} (DeLong p = {test.p_value:.2g})"
         print(f"{line}  [{time.perf_counter() - started:.0f} s]")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
