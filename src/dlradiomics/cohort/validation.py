@@ -30,7 +30,7 @@ from dlradiomics.cohort.columns import (
 from dlradiomics.cohort.labels import ACCEPTED_LABELS, LABEL_NAMES, parse_label
 from dlradiomics.cohort.modalities import canonical_modality, modality_name_problem
 from dlradiomics.cohort.problems import ManifestProblem
-from dlradiomics.io import ImageReadError, file_stem, load_roi
+from dlradiomics.io import ImageReadError, file_stem, folder_holds_dicom, load_roi
 
 
 @dataclass
@@ -184,7 +184,15 @@ def _resolved_paths(values: pd.Series, column: str, root: Path, log: _ProblemLog
             continue
         path = resolve_path(value, root)
         if os.path.isdir(path):
-            log.add(index, column, f"{column} is a folder, not a file: {path}")
+            # A folder is one DICOM series (a volume); anything else in a path column must be a file.
+            try:
+                holds_dicom = folder_holds_dicom(path)
+            except OSError as error:
+                log.add(index, column, f"cannot read the {column} folder {path}: {error.strerror}")
+                holds_dicom = True
+            if not holds_dicom:
+                log.add(index, column, f"{column} is a folder without DICOM files: {path} (a folder {column} must "
+                        "hold the slices of one DICOM series)")
         elif os.path.exists(path) and not os.path.isfile(path):
             log.add(index, column, f"{column} is not a regular file (a device, pipe or socket): {path}")
         elif not os.path.isfile(path):

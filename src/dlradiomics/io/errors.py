@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-ERROR_KINDS = ("missing", "unreadable", "unsupported", "size_mismatch", "empty_mask", "label_missing", "bad_slice",
+ERROR_KINDS = ("missing", "unreadable", "unsupported", "size_mismatch", "geometry_mismatch", "empty_mask",
+               "label_missing", "bad_slice",
                # an ROI that reads but cannot be a lesion and its image (see dlradiomics.io.plausibility)
                "mask_is_image", "swapped_image_mask", "full_frame_mask", "inverted_mask", "non_finite_pixels")
 

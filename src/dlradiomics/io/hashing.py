@@ -26,18 +26,37 @@ _CACHE_FORMAT = 1
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file's bytes.
+    """SHA-256 hex digest of a file's bytes, or of a folder's files (a DICOM series).
 
     Args:
-        path: the file to hash.
+        path: the file to hash; a folder is hashed by :func:`folder_digest` over its files.
 
     Returns:
         The 64-character lowercase hex digest.
     """
+    if os.path.isdir(path):
+        return folder_digest(path, sha256_file)
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(_CHUNK_BYTES), b""):
             digest.update(chunk)
+    return digest.hexdigest()
+
+
+def folder_digest(folder: str | os.PathLike[str], file_digest) -> str:
+    """SHA-256 of a folder's content: its files' names and digests, in name order.
+
+    Only the folder's own regular files count (a DICOM series folder is read without its
+    subfolders); a file added, removed, renamed or changed changes the digest.
+
+    Args:
+        folder: the folder.
+        file_digest: how one file's SHA-256 is obtained (directly, or from a cache).
+    """
+    digest = hashlib.sha256(b"dlradiomics-folder-v1\n")
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file():
+            digest.update(f"{entry.name}\0{file_digest(entry.path)}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
@@ -74,9 +93,14 @@ class FileHashCache:
     def sha256(self, file: str | os.PathLike[str]) -> str:
         """The SHA-256 of ``file``, from the cache when the file has not changed since.
 
+        A folder (a DICOM series) is hashed by :func:`folder_digest`, each of its files through
+        this cache.
+
         Raises:
             OSError: the file cannot be read.
         """
+        if os.path.isdir(file):
+            return folder_digest(file, self.sha256)
         name = os.path.abspath(file)
         status = os.stat(name)
         signature = [status.st_size, status.st_mtime_ns, status.st_ino]

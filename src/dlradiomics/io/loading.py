@@ -1,4 +1,5 @@
-"""`load_roi`: an image file and its mask file -> one 2D :class:`RoiImage`."""
+"""`load_roi`: an image file and its mask file -> one 2D :class:`RoiImage`; `load_roi_volume`: the
+same for a 3D volume -> one :class:`RoiVolume` (for radiomic features computed in 3D)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import warnings
 import numpy as np
 
 from dlradiomics.io.errors import ImageReadError
+from dlradiomics.io.image_array import ImageArray, check_same_geometry
 from dlradiomics.io.plausibility import implausible_roi
-from dlradiomics.io.readers import ImageArray, file_suffix, read_image
-from dlradiomics.io.roi import RoiImage
+from dlradiomics.io.readers import file_suffix, read_image
+from dlradiomics.io.roi import RoiImage, RoiVolume
 
 LOSSY_SUFFIXES = (".jpg", ".jpeg")
 
@@ -30,9 +32,12 @@ def load_roi(
     """Read an image and its lesion mask into one 2D ROI.
 
     Args:
-        image_path: PNG/JPEG/TIFF/BMP, DICOM, NIfTI or NRRD file.
+        image_path: PNG/JPEG/TIFF/BMP, DICOM, NIfTI or NRRD file, or a folder holding one DICOM
+            series (a volume).
         mask_path: the lesion mask, same size as the image (never resized). A 0/255 PNG works;
-            a JPEG mask is thresholded at half its maximum (compression noise is not lesion).
+            a JPEG mask is thresholded at half its maximum (compression noise is not lesion). The
+            mask of a volume is a volume of the same geometry (NIfTI, NRRD, a DICOM folder) or a
+            DICOM-SEG file that segments the image's series.
         mask_label: which value of a multi-label mask (e.g. an ITK-SNAP segmentation) is the
             lesion; ``None`` takes every non-zero value.
         slice_index: for a 3D volume, the slice to use (0-based, first array axis); ``None`` takes
@@ -43,11 +48,12 @@ def load_roi(
         :mod:`dlradiomics.io.readers`), 0/1 uint8 mask, in-plane spacing and what the file stored.
 
     Raises:
-        ImageReadError: a file is missing, unreadable or corrupt; the mask's size differs from the
-            image's; the label is absent; the mask (or the chosen slice) holds no lesion.
+        ImageReadError: a file is missing, unreadable or corrupt; the mask's size or geometry
+            differs from the image's; the label is absent; the mask (or the chosen slice) holds no
+            lesion.
     """
     image = read_image(image_path)
-    mask = read_image(mask_path, as_labels=True)
+    mask = read_image(mask_path, as_labels=True, reference=image, reference_path=image_path)
     return roi_from_arrays(image, mask, image_path, mask_path, mask_label=mask_label, slice_index=slice_index)
 
 
@@ -73,6 +79,8 @@ def roi_from_arrays(
     Raises:
         ImageReadError: as :func:`load_roi`, except for unreadable files.
     """
+    if image.array.ndim == mask.array.ndim:
+        check_same_geometry(image, mask, image_path, mask_path)
     lesion = _select_label(mask.array, mask_path, mask_label)
 
     if image.array.ndim == 3:
@@ -116,6 +124,51 @@ def roi_from_arrays(
         spacing_unit=image.spacing_unit,
         source_dtype=image.dtype,
         source_bit_depth=image.bit_depth,
+    )
+
+
+def load_roi_volume(
+    image_path: str | os.PathLike[str],
+    mask_path: str | os.PathLike[str],
+    *,
+    mask_label: int | None = None,
+) -> RoiVolume:
+    """Read a 3D image and its 3D lesion mask into one :class:`RoiVolume`.
+
+    The checks :func:`load_roi` makes on a slice (empty mask, implausible masks, NaN pixels) are
+    made on the slice with the largest lesion area, and the mask must lie on the image's grid.
+
+    Args:
+        image_path: a NIfTI, NRRD or MetaImage volume, a multi-frame DICOM file, or a folder
+            holding one DICOM series.
+        mask_path: a volume of the same geometry (NIfTI, NRRD, a DICOM folder) or a DICOM-SEG file.
+        mask_label: the lesion's value (or DICOM-SEG segment number); ``None`` takes every non-zero value.
+
+    Raises:
+        ImageReadError: as :func:`load_roi`, or the image or its mask is not a 3D volume.
+    """
+    image = read_image(image_path)
+    mask = read_image(mask_path, as_labels=True, reference=image, reference_path=image_path)
+    if image.array.ndim != 3:
+        raise ImageReadError(
+            image_path, f"the image is 2D {tuple(image.array.shape)}, but features in 3D need a volume (a NIfTI, "
+            "NRRD or DICOM series); compute this modality's features in 2D", kind="unsupported")
+    if mask.array.ndim != 3:
+        raise ImageReadError(
+            mask_path, f"the mask is 2D {tuple(mask.array.shape)}, but features in 3D need a mask volume of the "
+            f"image's geometry ({image_path} is {tuple(image.array.shape)})", kind="size_mismatch")
+    largest = roi_from_arrays(image, mask, image_path, mask_path, mask_label=mask_label)
+    lesion = _select_label(mask.array, mask_path, mask_label)
+    return RoiVolume(
+        image=image.array.astype(np.float32),
+        mask=lesion.astype(np.uint8),
+        spacing=(image.spacing[0], image.spacing[1], image.spacing[2]),
+        image_path=str(image_path),
+        mask_path=str(mask_path),
+        spacing_unit=image.spacing_unit,
+        source_dtype=image.dtype,
+        source_bit_depth=image.bit_depth,
+        largest_slice=int(largest.slice_index),
     )
 
 

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dlradiomics.io.dicom_seg import is_segmentation, read_segmentation
+from dlradiomics.io.dicom_series import read_series
 from dlradiomics.io.errors import ImageReadError
+from dlradiomics.io.image_array import ImageArray, geometry_of
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
@@ -49,27 +51,6 @@ class IntensityConventionWarning(UserWarning):
     """A high-bit-depth raster uses no more than 8 bits: probably 8-bit data saved without scaling."""
 
 
-@dataclass(frozen=True)
-class ImageArray:
-    """The pixels of one file before any ROI logic.
-
-    Args:
-        array: 2D (rows, cols) or 3D (slices, rows, cols) array, after the intensity convention.
-        spacing: pixel spacing per axis of ``array``, in the same axis order.
-        spacing_unit: ``"mm"`` when the format records a physical spacing (DICOM, NIfTI, NRRD,
-            MetaImage), ``"pixel"`` otherwise (raster formats, whose resolution fields are print
-            resolutions, or a DICOM without pixel spacing).
-        dtype: the numpy dtype of the samples as stored in the file (``"uint8"``, ``"uint16"``).
-        bit_depth: bits per sample of an integer raster (8, 16); ``None`` for other formats.
-    """
-
-    array: np.ndarray
-    spacing: tuple[float, ...]
-    spacing_unit: str = "pixel"
-    dtype: str = "float32"
-    bit_depth: int | None = None
-
-
 def file_suffix(path: str | os.PathLike[str]) -> str:
     """Lower-case suffix of a file, treating ``.nii.gz`` as one suffix."""
     name = Path(path).name.lower()
@@ -85,42 +66,60 @@ def file_stem(path: str | os.PathLike[str]) -> str:
     return name[: len(name) - len(suffix)] if suffix else name
 
 
-def read_image(path: str | os.PathLike[str], *, as_labels: bool = False) -> ImageArray:
-    """Read one image or mask file into an array.
+def read_image(
+    path: str | os.PathLike[str],
+    *,
+    as_labels: bool = False,
+    reference: ImageArray | None = None,
+    reference_path: str | os.PathLike[str] | None = None,
+) -> ImageArray:
+    """Read one image or mask file (or a folder holding one DICOM series) into an array.
 
     Args:
         path: the file; its format is chosen from the suffix (a file without a known suffix is
-            tried as DICOM when it carries the ``DICM`` preamble).
+            tried as DICOM when it carries the ``DICM`` preamble). A folder is read as one DICOM
+            series (:mod:`dlradiomics.io.dicom_series`).
         as_labels: read a label mask: palette PNGs keep their palette indices, and a colour file
             whose channels differ is an error rather than a greyscale conversion.
+        reference: for a mask, its image as read; a DICOM-SEG mask is laid onto this image's
+            slices (:mod:`dlradiomics.io.dicom_seg`) and cannot be read without it.
+        reference_path: the reference image's path, for messages.
 
     Returns:
-        The pixels and spacing. Colour images are reduced to greyscale; a
-        :class:`ColourImageWarning` is issued when the channels differ.
+        The pixels and spacing (and, for DICOM, NIfTI, NRRD and MetaImage, the geometry).
+        Colour images are reduced to greyscale; a :class:`ColourImageWarning` is issued when
+        the channels differ.
 
     Raises:
         ImageReadError: the file is missing, of an unknown format, unreadable or corrupt.
     """
     path = Path(path)
+    if path.is_dir():
+        return _read_guarded(path, "DICOM folder", lambda: read_series(path, as_labels))
     if not path.is_file():
         raise ImageReadError(path, "file not found", kind="missing")
     suffix = file_suffix(path)
+    if suffix in RASTER_SUFFIXES:
+        reader = lambda: _read_raster(path, as_labels)  # noqa: E731
+    elif suffix in DICOM_SUFFIXES or (suffix not in VOLUME_SUFFIXES and _has_dicom_preamble(path)):
+        reader = lambda: _read_dicom(path, as_labels, reference, reference_path)  # noqa: E731
+    elif suffix in VOLUME_SUFFIXES:
+        reader = lambda: _read_volume(path, as_labels)  # noqa: E731
+    else:
+        raise ImageReadError(
+            path, f"unknown image format {suffix or '(no suffix)'}; supported: {', '.join(SUPPORTED_SUFFIXES)}, "
+            "or a folder holding one DICOM series", kind="unsupported")
+    return _read_guarded(path, suffix or "file", reader)
+
+
+def _read_guarded(path: Path, what: str, reader) -> ImageArray:
+    """Run one reader; every library fails differently on a corrupt file, so report them all alike."""
     try:
-        if suffix in RASTER_SUFFIXES:
-            result = _read_raster(path, as_labels)
-        elif suffix in DICOM_SUFFIXES or (suffix not in VOLUME_SUFFIXES and _has_dicom_preamble(path)):
-            result = _read_dicom(path, as_labels)
-        elif suffix in VOLUME_SUFFIXES:
-            result = _read_volume(path, as_labels)
-        else:
-            raise ImageReadError(
-                path, f"unknown image format {suffix or '(no suffix)'}; supported: {', '.join(SUPPORTED_SUFFIXES)}",
-                kind="unsupported",
-            )
+        result = reader()
     except ImageReadError:
         raise
-    except Exception as exc:  # every library fails differently on a corrupt file; report them all alike
-        raise ImageReadError(path, f"cannot read {suffix or 'file'}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        raise ImageReadError(path, f"cannot read {what}: {type(exc).__name__}: {exc}") from exc
     if result.array.size == 0:
         raise ImageReadError(path, "file holds no pixels")
     return result
@@ -205,11 +204,13 @@ def _read_raster(path: Path, as_labels: bool) -> ImageArray:
                       bit_depth=bits)
 
 
-def _read_dicom(path: Path, as_labels: bool) -> ImageArray:
+def _read_dicom(path: Path, as_labels: bool, reference: ImageArray | None, reference_path) -> ImageArray:
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     dataset = pydicom.dcmread(path)
+    if is_segmentation(dataset):
+        return read_segmentation(path, reference if as_labels else None, reference_path)
     if "PixelData" not in dataset:
         raise ImageReadError(path, "DICOM file has no pixel data")
     pixels = dataset.pixel_array
@@ -233,8 +234,12 @@ def _read_dicom(path: Path, as_labels: bool) -> ImageArray:
         between = dataset.get("SpacingBetweenSlices") or dataset.get("SliceThickness") or 1.0
         spacing = (float(between),) + spacing
     bits_stored = int(dataset.get("BitsStored", 0) or 0) or None
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    # A single-frame file is one instance a DICOM-SEG can refer to; multi-frame files are not mapped.
+    instance = (str(dataset.SOPInstanceUID),) if frames == 1 and "SOPInstanceUID" in dataset else None
     return ImageArray(array=np.asarray(pixels), spacing=spacing, spacing_unit=spacing_unit, dtype=stored_dtype,
-                      bit_depth=bits_stored)
+                      bit_depth=bits_stored, series_uid=str(dataset.get("SeriesInstanceUID", "")) or None,
+                      instance_uids=instance)
 
 
 def _read_volume(path: Path, as_labels: bool) -> ImageArray:
@@ -242,7 +247,7 @@ def _read_volume(path: Path, as_labels: bool) -> ImageArray:
 
     image = sitk.ReadImage(str(path))
     array = sitk.GetArrayFromImage(image)
-    spacing = tuple(float(s) for s in reversed(image.GetSpacing()))
+    origin, direction, spacing = geometry_of(image)
     if image.GetNumberOfComponentsPerPixel() > 1:
         array = _reduce_channels(array, path, as_labels)
     if image.GetDimension() > 3:
@@ -252,4 +257,5 @@ def _read_volume(path: Path, as_labels: bool) -> ImageArray:
     if array.ndim == 3 and array.shape[0] == 1:
         # A 2D image stored as a one-slice volume (common for NIfTI exports of 2D data).
         array, spacing = array[0], spacing[1:]
-    return ImageArray(array=array, spacing=spacing, spacing_unit="mm", dtype=str(array.dtype))
+    return ImageArray(array=array, spacing=spacing, spacing_unit="mm", dtype=str(array.dtype), origin=origin,
+                      direction=direction)

@@ -1,4 +1,5 @@
-"""`RoiImage`: one 2D greyscale image and its binary lesion mask, the unit every feature works on."""
+"""`RoiImage`: one 2D greyscale image and its binary lesion mask, the unit every feature works on;
+`RoiVolume`: the same for a whole 3D volume, for radiomic features computed in 3D."""
 
 from __future__ import annotations
 
@@ -92,14 +93,7 @@ class RoiImage:
 
     def intensity_profile(self) -> IntensityProfile:
         """The image's :class:`IntensityProfile` (computed on request: it sorts every pixel)."""
-        values = np.percentile(self.image, PROFILE_PERCENTILES)
-        return IntensityProfile(
-            dtype=self.source_dtype,
-            bit_depth=self.source_bit_depth,
-            percentiles={p: float(v) for p, v in zip(PROFILE_PERCENTILES, values)},
-            minimum=float(self.image.min()),
-            maximum=float(self.image.max()),
-        )
+        return intensity_profile_of(self.image, self.source_dtype, self.source_bit_depth)
 
     def to_sitk(self) -> tuple["sitk.Image", "sitk.Image"]:
         """The image and mask as 2D SimpleITK images with the pixel spacing set.
@@ -119,3 +113,65 @@ class RoiImage:
         mask = sitk.GetImageFromArray(np.ascontiguousarray(self.mask))
         mask.SetSpacing(xy_spacing)
         return image, mask
+
+
+def intensity_profile_of(image: np.ndarray, dtype: str, bit_depth: int | None) -> IntensityProfile:
+    """The :class:`IntensityProfile` of an image array (2D or 3D) and what its file stored."""
+    values = np.percentile(image, PROFILE_PERCENTILES)
+    return IntensityProfile(
+        dtype=dtype,
+        bit_depth=bit_depth,
+        percentiles={p: float(v) for p, v in zip(PROFILE_PERCENTILES, values)},
+        minimum=float(image.min()),
+        maximum=float(image.max()),
+    )
+
+
+@dataclass(frozen=True)
+class RoiVolume:
+    """A 3D image with its lesion mask, for radiomic features computed on the whole lesion volume.
+
+    The arrays are read-only, as in :class:`RoiImage`.
+
+    Args:
+        image: 3D float32 array (slices, rows, cols) of the intensities as io reads them.
+        mask: 3D uint8 array, 1 = lesion, 0 = background; same shape as ``image``.
+        spacing: voxel spacing (slice, row, col) in ``spacing_unit``.
+        image_path: the image file (or DICOM folder) it came from.
+        mask_path: the mask file it came from.
+        spacing_unit: ``"mm"`` when the file records a physical spacing, ``"pixel"`` otherwise.
+        source_dtype: the sample type stored in the image file.
+        source_bit_depth: bits per sample of an integer raster (or DICOM BitsStored), else ``None``.
+        largest_slice: the slice with the largest lesion area (what 2D features and deep features
+            of the same row use).
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    spacing: tuple[float, float, float]
+    image_path: str
+    mask_path: str
+    spacing_unit: str = "mm"
+    source_dtype: str = "float32"
+    source_bit_depth: int | None = None
+    largest_slice: int = 0
+
+    def __post_init__(self) -> None:
+        image = np.array(self.image, dtype=np.float32, copy=True)
+        mask = np.array(self.mask, dtype=np.uint8, copy=True)
+        if image.ndim != 3 or mask.shape != image.shape:
+            raise ValueError(
+                f"RoiVolume needs a 3D image and a mask of the same shape; got image {image.shape} "
+                f"and mask {mask.shape} ({self.image_path}, {self.mask_path})"
+            )
+        if self.spacing_unit not in ("mm", "pixel"):
+            raise ValueError(f"spacing_unit must be 'mm' or 'pixel', got {self.spacing_unit!r}")
+        image.flags.writeable = False
+        mask.flags.writeable = False
+        object.__setattr__(self, "image", image)
+        object.__setattr__(self, "mask", mask)
+        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+
+    def intensity_profile(self) -> IntensityProfile:
+        """The volume's :class:`IntensityProfile` (every voxel of the volume)."""
+        return intensity_profile_of(self.image, self.source_dtype, self.source_bit_depth)

@@ -20,7 +20,8 @@ QA_COLUMNS = [
     "exact_duplicates", "near_duplicates", "flags", "error",
 ]  # fmt: skip
 
-_READ_ERROR_FLAGS = {"size_mismatch", "empty_mask", "label_missing", "bad_slice", "mask_is_image", "swapped_image_mask",
+_READ_ERROR_FLAGS = {"size_mismatch", "geometry_mismatch", "empty_mask", "label_missing", "bad_slice", "mask_is_image",
+                     "swapped_image_mask",
                      "full_frame_mask", "inverted_mask", "non_finite_pixels"}
 
 
@@ -61,7 +62,9 @@ def _check_files(row: dict, record: dict, tiny_mask_pixels: int) -> None:
     from scipy import ndimage
 
     image = _read_or_flag(row["image"], record, "unreadable_image", as_labels=False)
-    mask = _read_or_flag(row["mask"], record, "unreadable_mask", as_labels=True)
+    # A DICOM-SEG mask is laid onto its image's slices, so it is read with the image.
+    mask = _read_or_flag(row["mask"], record, "unreadable_mask", as_labels=True, reference=image,
+                         reference_path=row["image"])
     if image is not None:
         record["image_rows"], record["image_cols"] = image.array.shape[-2:]
         pixels = np.ascontiguousarray(image.array, dtype=np.float64)
@@ -107,9 +110,9 @@ def _check_files(row: dict, record: dict, tiny_mask_pixels: int) -> None:
         record["flags"].append("flat_roi")
 
 
-def _read_or_flag(path, record: dict, flag: str, *, as_labels: bool):
+def _read_or_flag(path, record: dict, flag: str, *, as_labels: bool, reference=None, reference_path=None):
     try:
-        return read_image(path, as_labels=as_labels)
+        return read_image(path, as_labels=as_labels, reference=reference, reference_path=reference_path)
     except ImageReadError as error:
         record["flags"].append(flag)
         record["error"] = "; ".join(filter(None, [record["error"], str(error)]))
