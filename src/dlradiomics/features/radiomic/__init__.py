@@ -1,5 +1,6 @@
-"""Radiomic features: settings (``params``) and families (``families``), one ROI (``roi``), a whole
-cohort through the feature store (``extraction``) and the files it writes (``outputs``)."""
+"""Radiomic features: settings (``params``) and families (``families``), one 2D ROI (``roi``), one
+3D lesion volume (``volume``), a whole cohort through the feature store (``extraction``) and the
+files it writes (``outputs``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dlradiomics.features.radiomic.extraction import (
     library_versions,
 )
 from dlradiomics.features.radiomic.families import (
+    DIMENSIONS,
     NORMALISATIONS,
     FamilySettingsError,
     FeatureFamilies,
@@ -38,9 +40,11 @@ from dlradiomics.features.radiomic.roi import (
     is_radiomic_feature_name,
     radiomic_feature_columns,
 )
+from dlradiomics.features.radiomic.volume import create_volume_extractor, extract_volume_features, volume_settings
 
 __all__ = [
     "DEFAULT_PARAMS_PATH",
+    "DIMENSIONS",
     "EXTRACTION_CONVENTION",
     "FAILURE_COLUMNS",
     "FAMILIES_SECTION",
@@ -57,8 +61,10 @@ __all__ = [
     "Wavelet",
     "compute_roi_features",
     "create_extractor",
+    "create_volume_extractor",
     "extract_radiomic_features",
     "extract_roi_features",
+    "extract_volume_features",
     "is_radiomic_feature_name",
     "library_versions",
     "load_radiomics_params",
@@ -66,5 +72,6 @@ __all__ = [
     "radiomic_feature_columns",
     "resolve_radiomics_params",
     "settings_sha256",
+    "volume_settings",
     "write_extraction_outputs",
 ]

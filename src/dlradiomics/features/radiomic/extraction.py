@@ -31,7 +31,8 @@ from dlradiomics.features.radiomic.roi import (
     feature_families,
     radiomic_feature_columns,
 )
-from dlradiomics.io import INTENSITY_CONVENTION, FileHashCache, load_roi
+from dlradiomics.features.radiomic.volume import create_volume_extractor, extract_volume_features
+from dlradiomics.io import INTENSITY_CONVENTION, FileHashCache, load_roi, load_roi_volume
 from dlradiomics.schema import FAILURE_COLUMNS, META_COLUMNS
 from dlradiomics.store import FeatureStore, content_key
 from dlradiomics.versions import library_versions
@@ -239,12 +240,21 @@ def compute_roi_features(task: RoiTask, params: Mapping[str, Any], limit_threads
         _limit_worker_threads()
     import radiomics
 
+    # A modality set to 3D is described by its whole lesion volume; the manifest's slice, if any,
+    # then only chooses the slice of the deep features.
+    in_3d = feature_families(params).dimension_for(task.modality) == "3D"
     try:
-        roi = load_roi(task.image, task.mask, mask_label=task.mask_label, slice_index=task.slice_index)
+        if in_3d:
+            roi = load_roi_volume(task.image, task.mask, mask_label=task.mask_label)
+        else:
+            roi = load_roi(task.image, task.mask, mask_label=task.mask_label, slice_index=task.slice_index)
     except (OSError, ValueError) as error:
         return {"roi_id": task.roi_id, "status": "failed", "stage": "read", "error": str(error)}
     try:
-        features = extract_roi_features(roi, params, modality=task.modality)
+        if in_3d:
+            features = extract_volume_features(roi, params, modality=task.modality)
+        else:
+            features = extract_roi_features(roi, params, modality=task.modality)
     except RadiomicFeatureError as error:
         return {"roi_id": task.roi_id, "status": "failed", "stage": "features", "error": str(error)}
     except Exception as error:  # noqa: BLE001 - an unforeseen PyRadiomics error must not stop a cohort
@@ -349,6 +359,8 @@ def extract_radiomic_features(
         raise ValueError(f"n_jobs must be at least 1, got {n_jobs}")
     resolved = resolve_radiomics_params(params)
     create_extractor(resolved)  # invalid settings fail here, once, not in every worker
+    if feature_families(resolved).any_3d:
+        create_volume_extractor(resolved)
     settings_hash = settings_sha256(resolved)
     table = _cohort_rows(cohort)
     store = FeatureStore(store_dir)

@@ -8,9 +8,12 @@ They live in the ``dlradiomics`` section of a PyRadiomics parameter mapping (see
       log: {sigmas: [1.0, 2.0, 4.0]}               # 2D Laplacian of Gaussian images
       wavelet: {name: coif1}                       # the four 2D stationary wavelet sub-bands
       normalisation: {US: none, MG: roi_zscore}    # per modality, applied before every family
+      dimension: {MRI: 3D}                         # per modality (or one value for all): 2D or 3D
 
 Each family is ``None`` (off) unless its key is given; with the section absent only the lesion's
-features on the original image are computed, as before.
+features on the original image are computed, as before. ``dimension`` says where features are
+computed: ``2D`` (the default) on the slice with the largest lesion area, ``3D`` on the whole
+lesion volume (PyRadiomics' 3D shape and texture: :mod:`dlradiomics.features.radiomic.volume`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from dlradiomics.features.radiomic.params import FAMILIES_SECTION
 #   PyRadiomics' bin width keeps a useful scale (about 24 bins of width 25 over +-3 SD);
 # - "image_percentile": the image's 1st..99th percentile mapped linearly onto 0..255.
 NORMALISATIONS = ("none", "roi_zscore", "image_percentile")
+# Where radiomic features are computed: the largest lesion slice (2D) or the whole volume (3D).
+DIMENSIONS = ("2D", "3D")
 
 
 class FamilySettingsError(ValueError):
@@ -109,12 +114,15 @@ class FeatureFamilies:
         log: Laplacian of Gaussian images, or ``None``.
         wavelet: wavelet sub-bands, or ``None``.
         normalisation: modality -> one of :data:`NORMALISATIONS`; modalities not named get "none".
+        dimension: one of :data:`DIMENSIONS` for every modality, or modality -> dimension
+            (modalities not named get "2D").
     """
 
     peritumoral: PeritumoralRing | None = None
     log: LaplacianOfGaussian | None = None
     wavelet: Wavelet | None = None
     normalisation: Mapping[str, str] = field(default_factory=dict)
+    dimension: str | Mapping[str, str] = "2D"
 
     def __post_init__(self) -> None:
         for modality, method in self.normalisation.items():
@@ -122,14 +130,27 @@ class FeatureFamilies:
                 raise FamilySettingsError(
                     f"normalisation.{modality}: {method!r} is not one of {', '.join(NORMALISATIONS)}"
                 )
+        named = self.dimension.items() if isinstance(self.dimension, Mapping) else [("", self.dimension)]
+        for modality, dimension in named:
+            if dimension not in DIMENSIONS:
+                key = f"dimension.{modality}" if modality else "dimension"
+                raise FamilySettingsError(f"{key}: {dimension!r} is not one of {', '.join(DIMENSIONS)}")
 
     def normalisation_for(self, modality: str | None) -> str:
         """The normalisation of ``modality`` (matched case-insensitively); "none" if not named."""
-        wanted = (modality or "").strip().upper()
-        for name, method in self.normalisation.items():
-            if name.strip().upper() == wanted:
-                return method
-        return "none"
+        return _named(self.normalisation, modality, "none")
+
+    def dimension_for(self, modality: str | None) -> str:
+        """Where ``modality``'s features are computed: "2D" (largest lesion slice) or "3D" (volume)."""
+        if not isinstance(self.dimension, Mapping):
+            return self.dimension
+        return _named(self.dimension, modality, "2D")
+
+    @property
+    def any_3d(self) -> bool:
+        """Whether any modality's features are computed in 3D."""
+        values = self.dimension.values() if isinstance(self.dimension, Mapping) else [self.dimension]
+        return "3D" in values
 
     def as_dict(self) -> dict[str, Any]:
         """The families as plain values (the ``dlradiomics`` section), for provenance."""
@@ -142,6 +163,8 @@ class FeatureFamilies:
             section["wavelet"] = asdict(self.wavelet)
         if self.normalisation:
             section["normalisation"] = dict(self.normalisation)
+        if self.dimension != "2D" and self.dimension:
+            section["dimension"] = dict(self.dimension) if isinstance(self.dimension, Mapping) else self.dimension
         return section
 
     @classmethod
@@ -154,13 +177,23 @@ class FeatureFamilies:
         section = params.get(FAMILIES_SECTION) or {}
         if not isinstance(section, Mapping):
             raise FamilySettingsError(f"{FAMILIES_SECTION}: expected a mapping, got {type(section).__name__}")
-        _refuse_unknown(FAMILIES_SECTION, section, ("peritumoral", "log", "wavelet", "normalisation"))
+        _refuse_unknown(FAMILIES_SECTION, section, ("peritumoral", "log", "wavelet", "normalisation", "dimension"))
         return cls(
             peritumoral=_build(PeritumoralRing, "peritumoral", section.get("peritumoral"), ("width_px", "width_mm")),
             log=_build_log(section.get("log")),
             wavelet=_build(Wavelet, "wavelet", section.get("wavelet"), ("name", "bin_width")),
             normalisation=_normalisation(section.get("normalisation")),
+            dimension=_dimension(section.get("dimension")),
         )
+
+
+def _named(values: Mapping[str, str], modality: str | None, default: str) -> str:
+    """The value a mapping names for ``modality`` (matched case-insensitively), else ``default``."""
+    wanted = (modality or "").strip().upper()
+    for name, value in values.items():
+        if name.strip().upper() == wanted:
+            return value
+    return default
 
 
 def _require_positive(key: str, value: Any) -> None:
@@ -201,3 +234,14 @@ def _normalisation(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise FamilySettingsError(f"normalisation: expected a mapping modality -> method, got {value!r}")
     return {str(modality): str(method) for modality, method in value.items()}
+
+
+def _dimension(value: Any) -> str | dict[str, str]:
+    """``"2D"``/``"3D"`` (any case) for every modality, or a mapping modality -> dimension."""
+    if value is None:
+        return "2D"
+    if isinstance(value, Mapping):
+        return {str(modality): str(dimension).strip().upper() for modality, dimension in value.items()}
+    if isinstance(value, str):
+        return value.strip().upper()
+    raise FamilySettingsError(f"dimension: expected 2D, 3D or a mapping modality -> 2D/3D, got {value!r}")

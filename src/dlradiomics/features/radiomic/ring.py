@@ -26,26 +26,27 @@ def ring_width(ring: PeritumoralRing, spacing_unit: str) -> tuple[float, str]:
     return float(ring.width_px), "pixel"
 
 
-def ring_for(lesion: np.ndarray, spacing: tuple[float, float], spacing_unit: str, ring: PeritumoralRing) -> np.ndarray:
-    """The ring mask of one ROI under the family's settings (see :func:`peritumoral_ring_mask`)."""
+def ring_for(lesion: np.ndarray, spacing: tuple[float, ...], spacing_unit: str, ring: PeritumoralRing) -> np.ndarray:
+    """The ring mask of one ROI (2D) or lesion volume (3D) under the family's settings (see
+    :func:`peritumoral_ring_mask`)."""
     width, unit = ring_width(ring, spacing_unit)
-    sampling = spacing if unit == "mm" else (1.0, 1.0)
+    sampling = spacing if unit == "mm" else (1.0,) * len(spacing)
     return peritumoral_ring_mask(lesion, sampling, width)
 
 
-def peritumoral_ring_mask(lesion: np.ndarray, spacing: tuple[float, float], width: float) -> np.ndarray:
+def peritumoral_ring_mask(lesion: np.ndarray, spacing: tuple[float, ...], width: float) -> np.ndarray:
     """Pixels outside the lesion whose centre lies within ``width`` of a lesion pixel's centre.
 
     The distance is Euclidean in the spacing's unit (an anisotropic pixel grid gives a band of
     equal physical width), and the band stops at the image border.
 
     Args:
-        lesion: 2D 0/1 lesion mask.
-        spacing: pixel spacing (row, col), in the unit of ``width``.
+        lesion: 2D (or 3D) 0/1 lesion mask.
+        spacing: pixel spacing per axis (row, col; or slice, row, col), in the unit of ``width``.
         width: the band's width.
 
     Returns:
-        2D uint8 0/1 mask of the ring; empty when the lesion fills the image.
+        uint8 0/1 mask of the ring, of the lesion's shape; empty when the lesion fills the image.
     """
     outside = lesion == 0
     if outside.all():

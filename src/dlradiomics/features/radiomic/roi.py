@@ -72,7 +72,8 @@ _extractors: dict[str, RadiomicsFeatureExtractor] = {}
 _families: dict[str, FeatureFamilies] = {}
 
 
-def _canonical(params: Mapping[str, Any]) -> str:
+def canonical_settings(params: Mapping[str, Any]) -> str:
+    """The settings as canonical JSON: one key per distinct parameter mapping (caches of extractors)."""
     return json.dumps(params, sort_keys=True, default=str)
 
 
@@ -109,7 +110,7 @@ def create_extractor(
     """
     # Building an extractor validates the settings against PyRadiomics' schema, which costs more
     # than extracting a small ROI; cache it by the settings' content.
-    canonical = _canonical(params) + f"|shape={shape}|bin_width={bin_width}"
+    canonical = canonical_settings(params) + f"|shape={shape}|bin_width={bin_width}"
     if canonical not in _extractors:
         feature_families(params)
         settings = pyradiomics_params(params)
@@ -129,7 +130,7 @@ def create_extractor(
 
 def feature_families(params: Mapping[str, Any]) -> FeatureFamilies:
     """The :class:`FeatureFamilies` of a parameter mapping, parsed once per process and settings."""
-    canonical = _canonical(params)
+    canonical = canonical_settings(params)
     if canonical not in _families:
         _families[canonical] = FeatureFamilies.from_params(params)
     return _families[canonical]
@@ -169,7 +170,12 @@ def _execute(extractor: RadiomicsFeatureExtractor, image: np.ndarray, mask: np.n
     return {name: float(value) for name, value in result.items() if is_radiomic_feature_name(name)}
 
 
-def _refuse_flat(values: np.ndarray, what: str, where: str) -> None:
+def refuse_flat(values: np.ndarray, what: str, where: str) -> None:
+    """Refuse an ROI (or ring) whose pixels all have one intensity: its texture is undefined.
+
+    Raises:
+        RadiomicFeatureError: naming ``what`` and ``where``.
+    """
     if values.size > 1 and values.min() == values.max():
         # PyRadiomics returns finite placeholders for a flat ROI (GLCM correlation 1, Imc 0) or NaN,
         # depending on version; either way the texture features describe nothing, so refuse it.
@@ -204,7 +210,7 @@ def extract_roi_features(
     extractor = create_extractor(params)
     families = feature_families(params)
     where = f"image {roi.image_path}, mask {roi.mask_path}"
-    _refuse_flat(roi.image[roi.mask > 0], "ROI", where)
+    refuse_flat(roi.image[roi.mask > 0], "ROI", where)
     try:
         image = normalise_intensities(roi.image, roi.mask, families.normalisation_for(modality))
     except NormalisationError as error:
@@ -227,14 +233,23 @@ def extract_roi_features(
             ring = ring_for(roi.mask, roi.spacing, roi.spacing_unit, families.peritumoral)
             if not ring.any():
                 raise RadiomicFeatureError(f"the peritumoral ring of {where} is empty: the lesion fills the image")
-            _refuse_flat(image[ring > 0], "peritumoral ring", where)
+            refuse_flat(image[ring > 0], "peritumoral ring", where)
             computed = _execute(texture_extractor, image, ring, roi.spacing, where)
             features.update({PERITUMORAL_PREFIX + name: value for name, value in computed.items()})
 
+    refuse_non_finite(features, where)
+    return features
+
+
+def refuse_non_finite(features: Mapping[str, float], where: str) -> None:
+    """Refuse a feature set holding NaN or infinite values (a flat or tiny ROI).
+
+    Raises:
+        RadiomicFeatureError: naming the first features and ``where``.
+    """
     not_finite = [name for name, value in features.items() if not math.isfinite(value)]
     if not_finite:
         raise RadiomicFeatureError(
             f"PyRadiomics gave non-finite values for {len(not_finite)} feature(s) of {where} "
             f"(a flat or tiny ROI?): {', '.join(not_finite[:5])}{' ...' if len(not_finite) > 5 else ''}"
         )
-    return features
