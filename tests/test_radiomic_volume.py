@@ -151,3 +151,15 @@ def test_cohort_extraction_in_3d_from_a_dicom_series(tmp_path):
     assert again.n_computed == 0 and again.n_cached == 2
     in_2d = extract_radiomic_features(rows, tmp_path / "store", params=None, n_jobs=1, progress=False)
     assert in_2d.n_computed == 3  # another dimension is another settings hash: nothing reused
+
+
+def test_study_file_dimension_reaches_the_parameter_mapping(tmp_path):
+    from dlradiomics.study.settings import StudySettings
+
+    settings = StudySettings.from_mapping(
+        {"name": "x", "cohort": {"manifest": "m.csv", "modalities": ["US", "MRI"]},
+         "radiomics": {"dimension": {"mri": "3d"}}}, base_dir=tmp_path)
+    section = settings.radiomics.families_section()
+    assert section == {"dimension": {"MRI": "3D"}}
+    families = FeatureFamilies.from_params({"dlradiomics": section})
+    assert families.dimension_for("MRI") == "3D" and families.dimension_for("US") == "2D"

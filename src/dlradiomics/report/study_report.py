@@ -123,9 +123,29 @@ def unused_rows_sentence(unused: pd.DataFrame | None, n_rejected: int) -> str:
         return "Every manifest row was used."
     counts = unused["stage"].astype(str).str.split(" ", n=1).str[0].value_counts()
     words = {"manifest": "rejected by the manifest checks", "modality": "of modalities the study does not use",
-             "features": "whose features could not be computed"}
+             "view": "of views the study does not use (cohort.views)", "features": "whose features could not be computed"}
     parts = ", ".join(f"{count} {words.get(stage, stage)}" for stage, count in counts.items())
     return f"{len(unused)} manifest row(s) were not used: {parts} (each is listed below with its reason)."
+
+
+def _dimension_words(dimension: Any) -> str:
+    """Where radiomic features were computed, in words, from `radiomics.dimension`."""
+    largest = "in 2D on the slice with the largest lesion area"
+    volume = "in 3D on the whole lesion volume (3D shape and texture, IBSI's 3D configuration)"
+    if isinstance(dimension, dict):
+        in_3d = sorted(modality for modality, value in dimension.items() if value == "3D")
+        if in_3d:
+            return f"{volume} for {', '.join(in_3d)}, otherwise {largest}"
+        return largest
+    return volume if dimension == "3D" else largest
+
+
+def _views_words(views: Any) -> str:
+    """The study's view filter, in words ('' when it has none)."""
+    if not views:
+        return ""
+    chosen = "; ".join(f"{modality}: {', '.join(names)}" for modality, names in views.items())
+    return f" Views used (cohort.views; other views left out and listed): {chosen}."
 
 
 def methods_section(inputs: StudyReportInputs) -> ReportSection:
@@ -139,11 +159,13 @@ def methods_section(inputs: StudyReportInputs) -> ReportSection:
                  f"{s.threshold.value}")
     versions = ", ".join(f"{name} {version}" for name, version in _versions(inputs).items())
     paragraphs = [
-        "Features. Handcrafted features: PyRadiomics 2D on the lesion mask (settings in "
+        "Features. Handcrafted features: PyRadiomics on the lesion mask, "
+        f"{_dimension_words(s.radiomics.dimension)} (settings in "
         f"radiomics_params.yaml{'; file ' + str(s.radiomics.params) if s.radiomics.params else ', package defaults'}"
         f"{'; overrides ' + str(s.radiomics.overrides) if s.radiomics.overrides else ''}). Deep features: the "
         f"global-average-pooled embedding of a frozen ImageNet {s.deep.backbone} (weights '{s.deep.weights}') "
-        "on a rectangular crop around the lesion. Both are cached per image content and setting.",
+        "on a rectangular crop around the lesion, on the slice with the largest lesion area for volumes (3D "
+        f"radiomics included). Both are cached per image content and setting.{_views_words(s.cohort.views)}",
         "Models. Radiomic blocks: Mann-Whitney U (p < "
         f"{s.selection.mann_whitney_p}), Spearman redundancy filter (|rho| > {s.selection.correlation_threshold})"
         f"{', LASSO' if s.selection.lasso else ''}; deep and DLR blocks: PCA to {s.deep.pca_components} components "

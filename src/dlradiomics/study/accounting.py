@@ -1,8 +1,8 @@
 """Every manifest row a study does not use, with the reason: nothing is dropped without a word.
 
 A row can be left out because the manifest checks rejected it (a missing file, an unknown
-label ...), because its modality is not one the study names, or because its features could not be
-computed. :func:`unused_rows` lists the first two kinds from the cohort, :func:`with_feature_failures`
+label ...), because its modality is not one the study names, because its view is not one the study
+selects for its modality (``cohort.views``), or because its features could not be computed. :func:`unused_rows` lists the first two kinds from the cohort, :func:`with_feature_failures`
 adds the third; the run prints the count and the first rows on the terminal and the report shows
 the whole table.
 """
@@ -14,15 +14,19 @@ from typing import Any
 
 import pandas as pd
 
+from dlradiomics.cohort.views import view_reason
+
 UNUSED_COLUMNS = ["row", "roi_id", "patient_id", "modality", "stage", "reason"]
 
 
-def unused_rows(cohort: Any, study_modalities: Sequence[str]) -> pd.DataFrame:
-    """The manifest rows rejected by its checks and the good rows of modalities the study leaves out.
+def unused_rows(cohort: Any, study_modalities: Sequence[str],
+                views: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """The manifest rows rejected by its checks and the good rows of modalities or views the study leaves out.
 
     Args:
         cohort: the validated ``dlradiomics.cohort.Cohort`` (all modalities).
         study_modalities: the study's modalities (canonical names).
+        views: the study's view filter (canonical modality -> views kept); None keeps every view.
 
     Returns:
         One row per unused manifest row (``UNUSED_COLUMNS``), in manifest order.
@@ -46,6 +50,11 @@ def unused_rows(cohort: Any, study_modalities: Sequence[str]) -> pd.DataFrame:
             records.append({"row": row_number, "roi_id": row["roi_id"], "patient_id": row["patient_id"],
                             "modality": row["modality"], "stage": "modality",
                             "reason": f"modality {row['modality']} is not among the study's modalities ({listed})"})
+            continue
+        reason = view_reason(row["modality"], row.get("view"), views or {})
+        if reason is not None:
+            records.append({"row": row_number, "roi_id": row["roi_id"], "patient_id": row["patient_id"],
+                            "modality": row["modality"], "stage": "view", "reason": reason})
     frame = pd.DataFrame(records, columns=UNUSED_COLUMNS)
     return frame.sort_values("row", kind="stable", na_position="last").reset_index(drop=True)
 
@@ -98,7 +107,10 @@ def unused_summary(unused: pd.DataFrame, *, total_rows: int, shown: int = 50) ->
     for modality, rows in other.groupby("modality", sort=True)["row"]:
         lines.append(f"  - {len(rows)} row(s) of modality {modality}, not among the study's modalities: rows "
                      f"{_row_ranges(rows)}")
-    named = unused[stages != "modality"]
+    # Rows of another view are named by modality and reason (view MLO of MG ...), like other modalities.
+    for (modality, reason), rows in unused[stages == "view"].groupby(["modality", "reason"], sort=True)["row"]:
+        lines.append(f"  - {len(rows)} row(s): {reason}: rows {_row_ranges(rows)}")
+    named = unused[~stages.isin(["modality", "view"])]
     for record in named.head(shown).itertuples():
         where = f"row {int(record.row)}" if pd.notna(record.row) else str(record.roi_id)
         who = f", patient {record.patient_id}" if isinstance(record.patient_id, str) and record.patient_id else ""

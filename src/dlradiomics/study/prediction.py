@@ -10,6 +10,9 @@ extraction with the bundle's settings, the modelling table) and then the bundle'
 - A patient who is scored but whose inputs are unlike the training data gets a `warnings` text:
   images stored or scaled unlike the training images of their modality (see
   `dlradiomics.study.intensity`), and feature values outside the training range.
+- The bundle's view filter (the study's `cohort.views`, e.g. MG CC only) applies: images of other
+  views are left out, with a warning naming them; a patient all of whose images are of other
+  views gets a `reason` saying so.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import pandas as pd
 import yaml
 
 from dlradiomics.bundle import ModelBundle
-from dlradiomics.cohort import Cohort, read_manifest_table
+from dlradiomics.cohort import Cohort, read_manifest_table, view_filter
 from dlradiomics.io import ImageReadError
 from dlradiomics.io.atomic import check_writable_folder, write_csv_atomic
 from dlradiomics.models.blocks import build_model_table
@@ -127,6 +130,9 @@ def patient_tables(bundle: ModelBundle, manifest: str | Path, *, store_dir: str 
     ignored = sorted(set(cohort.table["modality"]) - set(bundle.modalities))
     if ignored:
         logger.warning("modalities %s are not used by this model and are ignored", ignored)
+    selection = view_filter(rows, bundle.settings.get("views") or {})
+    rows = selection.kept
+    view_reasons, view_warnings = _view_outcomes(selection)
     settings = bundle.settings
     with tempfile.TemporaryDirectory(prefix="dlradiomics-predict-") as scratch:
         params_file = None
@@ -140,6 +146,8 @@ def patient_tables(bundle: ModelBundle, manifest: str | Path, *, store_dir: str 
             radiomics_params=params_file, backbone=settings.get("backbone", DEFAULT_BACKBONE),
             weights=settings.get("weights", "imagenet"), progress=False)
     reasons = _manifest_reasons(cohort)
+    for patient, texts in view_reasons.items():
+        reasons.setdefault(patient, []).extend(texts)
     for _, failure in features.failures.iterrows():
         if pd.notna(failure["patient_id"]):
             reasons.setdefault(str(failure["patient_id"]), []).append(
@@ -152,8 +160,26 @@ def patient_tables(bundle: ModelBundle, manifest: str | Path, *, store_dir: str 
         # The bundle's row level, not the number of modalities present: a patient-level
         # (multimodal) model gets patient rows even for patients with one modality.
         model_table, _, _ = build_model_table(good, present, bundle.feature_kinds, level=bundle.level)
+    image_warnings = _image_warnings(bundle, rows[~rows["patient_id"].astype(str).isin(reasons)])
+    for patient, texts in view_warnings.items():
+        image_warnings.setdefault(patient, []).extend(texts)
     return PatientTables(cohort=cohort, rows=rows, model_table=model_table, reasons=reasons,
-                         image_warnings=_image_warnings(bundle, rows[~rows["patient_id"].astype(str).isin(reasons)]))
+                         image_warnings=image_warnings)
+
+
+def _view_outcomes(selection) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Per patient, what the bundle's view filter left out: a reason when it left out every image
+    of the patient's model modalities, else a warning naming the images left out."""
+    kept_patients = set(selection.kept["patient_id"].astype(str))
+    reasons: dict[str, list[str]] = {}
+    warnings: dict[str, list[str]] = {}
+    for patient, rows in selection.left_out.groupby(selection.left_out["patient_id"].astype(str)):
+        texts = [f"{row.roi_id}: {row.reason}" for row in rows.itertuples()]
+        if patient in kept_patients:
+            warnings[patient] = [f"image left out, {text}" for text in texts]
+        else:
+            reasons[patient] = [f"every image of this patient is of a view the model does not use: {'; '.join(texts)}"]
+    return reasons, warnings
 
 
 def predict_manifest(bundle: ModelBundle, manifest: str | Path, *, out_dir: str | Path | None = None,

@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from dlradiomics.cohort.views import canonical_view, view_filter
 from dlradiomics.io.atomic import check_writable_folder
 
 SCHEDULER_TIMEOUT_SECONDS = 3.0
@@ -194,16 +195,45 @@ def preflight_study(settings: Any, *, radiomics_params: Callable[[], Mapping[str
     whole_file = [problem for problem in cohort.problems if problem.row is None]
     if whole_file:
         raise ManifestError(cohort.source, whole_file)
-    table = study_rows(cohort, settings.cohort.modalities)
+    views = settings.cohort.views
+    table = study_rows(cohort, settings.cohort.modalities, views)
     report = PreflightReport(cohort=cohort)
     check_modalities_present(cohort, settings.cohort.modalities)
+    check_views_present(cohort, settings.cohort.modalities, views)
     check_classes_and_folds(table, settings, report.warnings)
     return report
 
 
-def study_rows(cohort: Any, modalities: Sequence[str]) -> pd.DataFrame:
-    """The good rows of the study's modalities."""
-    return cohort.table[cohort.table["modality"].isin(list(modalities))].reset_index(drop=True)
+def study_rows(cohort: Any, modalities: Sequence[str], views: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """The good rows of the study's modalities (and, where the study selects views, of those views)."""
+    table = cohort.table[cohort.table["modality"].isin(list(modalities))]
+    return view_filter(table, views).kept
+
+
+def check_views_present(cohort: Any, modalities: Sequence[str], views: Mapping[str, Sequence[str]] | None) -> None:
+    """Every modality whose views the study selects must keep some rows; otherwise say which views it has.
+
+    Raises:
+        PreflightError: naming the modality, the views asked for and the views its rows have.
+    """
+    if not views:
+        return
+    table = cohort.table[cohort.table["modality"].isin(list(modalities))]
+    kept = view_filter(table, views).kept
+    empty = [modality for modality in views if modality in set(table["modality"]) and
+             not (kept["modality"] == modality).any()]
+    if not empty:
+        return
+    details = []
+    for modality in empty:
+        rows = table[table["modality"] == modality]
+        have = rows["view"].map(lambda v: canonical_view(v) or "(blank)") if "view" in rows else \
+            pd.Series(["(no view column)"] * len(rows))
+        counts = ", ".join(f"{view} ({count} rows)" for view, count in sorted(have.value_counts().items()))
+        details.append(f"{modality} views {', '.join(views[modality])} match none of its {len(rows)} rows, whose "
+                       f"views are: {counts}")
+    raise PreflightError(f"cohort.views: {'; '.join(details)}. Fix cohort.views or the manifest's view column "
+                         "(views match case-insensitively)")
 
 
 def check_modalities_present(cohort: Any, modalities: Sequence[str]) -> None:

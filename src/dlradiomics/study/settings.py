@@ -25,6 +25,7 @@ from pydantic import (
 from sklearn.base import BaseEstimator, is_classifier
 
 from dlradiomics.cohort.modalities import checked_modality
+from dlradiomics.cohort.views import checked_view
 from dlradiomics.features.defaults import DEFAULT_BACKBONE
 from dlradiomics.features.radiomic import FAMILIES_SECTION, create_extractor, load_radiomics_params
 from dlradiomics.io.atomic import write_text_atomic
@@ -33,6 +34,8 @@ from dlradiomics.io.safe_yaml import YamlInputError, load_yaml_file
 # A free name (US, MG and MRI are the conventions; MRI_T2, DCE, DBT work alike), in the canonical
 # spelling the cohort uses, so " us " in a study file matches "US" in a manifest.
 Modality = Annotated[str, AfterValidator(checked_modality)]
+# A view (CC, MLO ...): free text, canonical upper case, matched case-insensitively to the manifest.
+ViewName = Annotated[str, AfterValidator(checked_view)]
 ClassifierName = Literal[
     "svm", "knn", "rf", "extra_trees", "xgboost", "lightgbm", "logistic"
 ]
@@ -62,10 +65,24 @@ class CohortSettings(_Section):
         manifest: CSV or YAML manifest (see `dlradiomics.cohort.read_manifest`); relative paths are
             resolved against the study file's folder.
         modalities: modalities to use; manifest rows of other modalities are left out.
+        views: per modality, the views used (the manifest's `view` column, matched
+            case-insensitively), e.g. `{MG: [CC]}` as the paper used craniocaudal mammograms only;
+            rows of other views (or none) are left out and listed. Modalities not named keep all.
     """
 
     manifest: Path
     modalities: list[Modality] = Field(default_factory=lambda: ["US"], min_length=1)
+    views: dict[Modality, list[ViewName]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _views_of_study_modalities(self) -> CohortSettings:
+        for modality, views in self.views.items():
+            if modality not in self.modalities:
+                raise ValueError(f"views names {modality}, which is not among cohort.modalities "
+                                 f"({', '.join(self.modalities)})")
+            if not views:
+                raise ValueError(f"views.{modality} is empty; list the views to use, or leave {modality} out")
+        return self
 
     @field_validator("modalities")
     @classmethod
@@ -148,6 +165,9 @@ class RadiomicsSettings(_Section):
         wavelet: features of the 2D wavelet sub-bands; None leaves them out.
         normalisation: per modality, a per-image intensity normalisation before every family
             ("none", "roi_zscore", "image_percentile"); none of them learns from other images.
+        dimension: "2D" (default: the slice with the largest lesion area) or "3D" (the whole
+            lesion volume, PyRadiomics' 3D shape and texture), for every modality or per modality
+            (`{MRI: 3D}`); a 3D modality needs volumes. Deep features always use the largest slice.
     """
 
     params: Path | None = None
@@ -156,6 +176,19 @@ class RadiomicsSettings(_Section):
     log: LoGSettings | None = None
     wavelet: WaveletSettings | None = None
     normalisation: dict[Modality, Normalisation] = Field(default_factory=dict)
+    dimension: str | dict[Modality, str] = "2D"
+
+    @field_validator("dimension", mode="before")
+    @classmethod
+    def _dimension(cls, value: Any) -> Any:
+        # "3d" and "3D" alike, as a single value or per modality.
+        values = value.values() if isinstance(value, dict) else [value]
+        if not values or any(not isinstance(v, str) or v.strip().upper() not in ("2D", "3D") for v in values):
+            raise ValueError(f"dimension must be 2D or 3D, or a mapping modality -> 2D/3D (e.g. {{MRI: 3D}}); "
+                             f"got {value!r}")
+        if isinstance(value, dict):
+            return {modality: dim.strip().upper() for modality, dim in value.items()}
+        return value.strip().upper()
 
     def families_section(self) -> dict[str, Any]:
         """The families as the `dlradiomics` section of a parameter mapping (empty when none is on)."""
@@ -166,6 +199,8 @@ class RadiomicsSettings(_Section):
                 section[name] = family.model_dump()
         if self.normalisation:
             section["normalisation"] = dict(self.normalisation)
+        if self.dimension != "2D":
+            section["dimension"] = dict(self.dimension) if isinstance(self.dimension, dict) else self.dimension
         return section
 
     def parameter_mapping(self) -> dict[str, Any]:

@@ -51,7 +51,12 @@ from dlradiomics.store import FeatureStore
 from dlradiomics.study.accounting import unused_rows
 from dlradiomics.study.features import FeatureTables, model_table_for
 from dlradiomics.study.intensity import training_intensity_profiles
-from dlradiomics.study.preflight import check_classes_and_folds, check_modalities_present
+from dlradiomics.study.preflight import (
+    check_classes_and_folds,
+    check_modalities_present,
+    check_views_present,
+    study_rows,
+)
 from dlradiomics.study.qa_gate import check_duplicates, duplicate_pairs_across_patients
 from dlradiomics.study.result_cache import cached_frames, table_fingerprint
 from dlradiomics.study.run_folder import RunFolder
@@ -102,7 +107,7 @@ class FinalModel:
 
 
 def load_cohort(settings: StudySettings) -> CohortStage:
-    """Read and check the manifest, keep the study's modalities, and run QA.
+    """Read and check the manifest, keep the study's modalities (and views), and run QA.
 
     Raises:
         PreflightError: when, once the images are opened, a modality has no usable row left or the
@@ -114,10 +119,11 @@ def load_cohort(settings: StudySettings) -> CohortStage:
         logger.warning("manifest problem (row left out): %s", problem)
     # Opening the images may have rejected more rows than the preflight saw: check again.
     check_modalities_present(cohort, settings.cohort.modalities)
-    table = cohort.table[cohort.table["modality"].isin(settings.cohort.modalities)].reset_index(drop=True)
+    check_views_present(cohort, settings.cohort.modalities, settings.cohort.views)
+    table = study_rows(cohort, settings.cohort.modalities, settings.cohort.views)
     check_classes_and_folds(table, settings, [])
-    unused = unused_rows(cohort, settings.cohort.modalities)
-    for record in unused[unused["stage"] == "modality"].itertuples():
+    unused = unused_rows(cohort, settings.cohort.modalities, settings.cohort.views)
+    for record in unused[unused["stage"].isin(["modality", "view"])].itertuples():
         logger.warning("row %s (%s) left out: %s", record.row, record.roi_id, record.reason)
     qa_table, qa_summary = run_qa(cohort, near_duplicate_distance=settings.qa.near_duplicate_distance)
     duplicates = duplicate_pairs_across_patients(qa_summary, table["roi_id"])
@@ -271,6 +277,9 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
         "radiomics_params": radiomics_params,
         "backbone": settings.deep.backbone,
         "weights": settings.deep.weights,
+        # The study's view filter travels with the model: predict leaves out images of other views.
+        "views": {modality: list(names) for modality, names in settings.cohort.views.items()
+                  if modality in configuration.modalities},
         "preprocessing": {"deep": "ROI crop around the mask's box, resized and normalised for the backbone "
                                   "(dlradiomics.features.deep.prepare_roi defaults)",
                           "patient_aggregation": "mean probability over a patient's images"},

@@ -17,7 +17,7 @@ def breastdm_manifest(root: str | os.PathLike[str]) -> pd.DataFrame:
     (``BreastDM-malignant_4111``). Neighbouring ids look like slices of one patient: ``dlradiomics
     qa`` finds 7 near-duplicate pairs among them (``benign_305`` / ``benign_306`` have identical
     perceptual hashes). Use these samples for smoke tests of the MRI path, never for a
-    performance claim.
+    performance claim. ``view`` stays empty: the samples record no sequence, phase or plane.
 
     Args:
         root: folder holding ``labels.csv`` (``id, pathology, image, mask, mask_pixels``) and the

@@ -17,6 +17,8 @@ def bus_bra_manifest(root: str | os.PathLike[str]) -> pd.DataFrame:
     modality ``US``. The publishers' patient-level folds are kept: ``fold5`` and ``fold10`` hold the
     ``kFold`` value of ``5-fold-cv.csv`` / ``10-fold-cv.csv`` (the fold in which the image is a test
     image). ``birads``, ``device``, ``histology``, ``side`` and ``case`` are kept as extra columns.
+    ``view`` stays empty: BUS-BRA names no scanning plane (its ``Side`` column, left / right /
+    single, kept as ``side``, is not one), so a study cannot select BUS-BRA images by view.
 
     Args:
         root: the BUS-BRA folder (``bus_data.csv``, ``5-fold-cv.csv``, ``10-fold-cv.csv``,
