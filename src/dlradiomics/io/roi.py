@@ -76,20 +76,7 @@ class RoiImage:
     source_bit_depth: int | None = None
 
     def __post_init__(self) -> None:
-        image = np.array(self.image, dtype=np.float32, copy=True)
-        mask = np.array(self.mask, dtype=np.uint8, copy=True)
-        if image.ndim != 2 or mask.shape != image.shape:
-            raise ValueError(
-                f"RoiImage needs a 2D image and a mask of the same shape; got image {image.shape} "
-                f"and mask {mask.shape} ({self.image_path}, {self.mask_path})"
-            )
-        if self.spacing_unit not in ("mm", "pixel"):
-            raise ValueError(f"spacing_unit must be 'mm' or 'pixel', got {self.spacing_unit!r}")
-        image.flags.writeable = False
-        mask.flags.writeable = False
-        object.__setattr__(self, "image", image)
-        object.__setattr__(self, "mask", mask)
-        object.__setattr__(self, "spacing", (float(self.spacing[0]), float(self.spacing[1])))
+        _freeze_arrays(self, 2)
 
     def intensity_profile(self) -> IntensityProfile:
         """The image's :class:`IntensityProfile` (computed on request: it sorts every pixel)."""
@@ -157,21 +144,26 @@ class RoiVolume:
     largest_slice: int = 0
 
     def __post_init__(self) -> None:
-        image = np.array(self.image, dtype=np.float32, copy=True)
-        mask = np.array(self.mask, dtype=np.uint8, copy=True)
-        if image.ndim != 3 or mask.shape != image.shape:
-            raise ValueError(
-                f"RoiVolume needs a 3D image and a mask of the same shape; got image {image.shape} "
-                f"and mask {mask.shape} ({self.image_path}, {self.mask_path})"
-            )
-        if self.spacing_unit not in ("mm", "pixel"):
-            raise ValueError(f"spacing_unit must be 'mm' or 'pixel', got {self.spacing_unit!r}")
-        image.flags.writeable = False
-        mask.flags.writeable = False
-        object.__setattr__(self, "image", image)
-        object.__setattr__(self, "mask", mask)
-        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+        _freeze_arrays(self, 3)
 
     def intensity_profile(self) -> IntensityProfile:
         """The volume's :class:`IntensityProfile` (every voxel of the volume)."""
         return intensity_profile_of(self.image, self.source_dtype, self.source_bit_depth)
+
+
+def _freeze_arrays(roi: RoiImage | RoiVolume, ndim: int) -> None:
+    """Check an ROI's arrays and spacing, and store read-only float32 / uint8 copies of them."""
+    image = np.array(roi.image, dtype=np.float32, copy=True)
+    mask = np.array(roi.mask, dtype=np.uint8, copy=True)
+    if image.ndim != ndim or mask.shape != image.shape:
+        raise ValueError(
+            f"{type(roi).__name__} needs a {ndim}D image and a mask of the same shape; got image {image.shape} "
+            f"and mask {mask.shape} ({roi.image_path}, {roi.mask_path})"
+        )
+    if roi.spacing_unit not in ("mm", "pixel"):
+        raise ValueError(f"spacing_unit must be 'mm' or 'pixel', got {roi.spacing_unit!r}")
+    image.flags.writeable = False
+    mask.flags.writeable = False
+    object.__setattr__(roi, "image", image)
+    object.__setattr__(roi, "mask", mask)
+    object.__setattr__(roi, "spacing", tuple(float(value) for value in roi.spacing[:ndim]))

@@ -210,11 +210,7 @@ def extract_roi_features(
     extractor = create_extractor(params)
     families = feature_families(params)
     where = f"image {roi.image_path}, mask {roi.mask_path}"
-    refuse_flat(roi.image[roi.mask > 0], "ROI", where)
-    try:
-        image = normalise_intensities(roi.image, roi.mask, families.normalisation_for(modality))
-    except NormalisationError as error:
-        raise RadiomicFeatureError(f"cannot normalise {where}: {error}") from error
+    image = checked_and_normalised(roi.image, roi.mask, families.normalisation_for(modality), "ROI", where)
 
     features = _execute(extractor, image, roi.mask, roi.spacing, where)
     if not features:
@@ -239,6 +235,19 @@ def extract_roi_features(
 
     refuse_non_finite(features, where)
     return features
+
+
+def checked_and_normalised(image: np.ndarray, mask: np.ndarray, normalisation: str, what: str, where: str) -> np.ndarray:
+    """The image under its modality's normalisation, after refusing a flat lesion.
+
+    Raises:
+        RadiomicFeatureError: the lesion is flat, or the normalisation cannot be applied.
+    """
+    refuse_flat(image[mask > 0], what, where)
+    try:
+        return normalise_intensities(image, mask, normalisation)
+    except NormalisationError as error:
+        raise RadiomicFeatureError(f"cannot normalise {where}: {error}") from error
 
 
 def refuse_non_finite(features: Mapping[str, float], where: str) -> None:

@@ -30,12 +30,12 @@ import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from dlradiomics.features.radiomic.families import FeatureFamilies
-from dlradiomics.features.radiomic.normalisation import NormalisationError, normalise_intensities
 from dlradiomics.features.radiomic.params import load_radiomics_params, pyradiomics_params
 from dlradiomics.features.radiomic.ring import PERITUMORAL_PREFIX, ring_for
 from dlradiomics.features.radiomic.roi import (
     RadiomicFeatureError,
     canonical_settings,
+    checked_and_normalised,
     feature_families,
     is_radiomic_feature_name,
     refuse_flat,
@@ -139,11 +139,8 @@ def extract_volume_features(
     params = load_radiomics_params() if params is None else params
     families: FeatureFamilies = feature_families(params)
     where = f"volume {volume.image_path}, mask {volume.mask_path}"
-    refuse_flat(volume.image[volume.mask > 0], "lesion volume", where)
-    try:
-        image = normalise_intensities(volume.image, volume.mask, families.normalisation_for(modality))
-    except NormalisationError as error:
-        raise RadiomicFeatureError(f"cannot normalise {where}: {error}") from error
+    image = checked_and_normalised(volume.image, volume.mask, families.normalisation_for(modality), "lesion volume",
+                                   where)
 
     features = _execute(create_volume_extractor(params), image, volume.mask, volume.spacing, where)
     if not features:
