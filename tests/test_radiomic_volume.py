@@ -19,7 +19,12 @@ import pytest
 import SimpleITK as sitk
 
 from dicom_files import write_series
-from dlradiomics.features.radiomic import extract_radiomic_features, extract_volume_features, load_radiomics_params
+from dlradiomics.features.radiomic import (
+    extract_radiomic_features,
+    extract_volume_features,
+    load_radiomics_params,
+    volume_settings,
+)
 from dlradiomics.features.radiomic.families import FamilySettingsError, FeatureFamilies
 from dlradiomics.io import RoiVolume
 
@@ -104,6 +109,10 @@ def test_3d_log_and_wavelet_use_pyradiomics_3d_filters():
     image_types = {name.split("_")[0] for name in features}
     assert "log-sigma-1-0-mm-3D" in image_types
     assert {f"wavelet-{a}{b}{c}" for a in "LH" for b in "LH" for c in "LH"} <= image_types
+    # A family's own bin width is PyRadiomics' per-image-type setting in 3D.
+    with_bins = load_radiomics_params(overrides={"dlradiomics": {"log": {"sigmas": [1.0], "bin_width": 5}}})
+    assert volume_settings(with_bins)["imageType"]["LoG"] == {"sigma": [1.0], "binWidth": 5}
+    assert volume_settings(with_bins)["setting"]["force2D"] is False
 
 
 def test_dimension_setting_is_validated():
