@@ -52,9 +52,9 @@ def peritumoral_ring_mask(lesion: np.ndarray, spacing: tuple[float, ...], width:
     if outside.all():
         return np.zeros_like(lesion, dtype=np.uint8)
     # Euclidean distance of each pixel outside the lesion to the nearest lesion pixel (Maurer's
-    # exact transform, in the spacing's unit; SimpleITK's spacing is (col, row)).
+    # exact transform, in the spacing's unit; SimpleITK's spacing is (col, row[, slice])).
     lesion_image = sitk.GetImageFromArray((~outside).astype(np.uint8))
-    lesion_image.SetSpacing((float(spacing[1]), float(spacing[0])))
+    lesion_image.SetSpacing(tuple(float(value) for value in reversed(spacing)))
     distance = sitk.GetArrayFromImage(
         sitk.SignedMaurerDistanceMap(lesion_image, insideIsPositive=False, squaredDistance=False,
                                      useImageSpacing=True))
