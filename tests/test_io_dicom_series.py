@@ -173,8 +173,13 @@ def test_dicom_seg_of_another_series_is_refused(tmp_path, volume):
 def test_dicom_seg_needs_its_dicom_image(tmp_path, volume):
     stored, lesion = volume
     seg = write_seg(tmp_path / "seg.dcm", write_series(tmp_path / "series", stored), lesion)
-    with pytest.raises(ImageReadError, match="can only be read with the DICOM image"):
+    with pytest.raises(ImageReadError, match="can only be read as the mask of the DICOM image"):
         read_image(seg, as_labels=True)
+    from roi_files import lesion_image, write_png
+
+    png = write_png(tmp_path / "other.png", lesion_image()[0])
+    with pytest.raises(ImageReadError, match=f"its image {png} is not one"):
+        load_roi(png, seg)
 
 
 def test_a_2d_image_cannot_give_a_volume(tmp_path):

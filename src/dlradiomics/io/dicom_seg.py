@@ -42,10 +42,14 @@ def read_segmentation(path: str | Path, reference: ImageArray | None, reference_
     import highdicom
 
     path = Path(path)
-    if reference is None or not reference.instance_uids:
+    if reference is None:
         raise ImageReadError(
-            path, "a DICOM-SEG mask can only be read with the DICOM image (file or series folder) it segments; "
-            f"the image{' ' + str(reference_path) if reference_path else ''} is not DICOM", kind="unsupported")
+            path, "a DICOM-SEG is a mask: it can only be read as the mask of the DICOM image (file or series "
+            "folder) it segments", kind="unsupported")
+    if not reference.instance_uids:
+        raise ImageReadError(
+            path, f"a DICOM-SEG mask needs a DICOM image (file or series folder) to lie on; its image "
+            f"{reference_path} is not one", kind="unsupported")
     segmentation = highdicom.seg.segread(path)
     referenced = {str(series) for _, series, _ in segmentation.get_source_image_uids()}
     if reference.series_uid not in referenced:
