@@ -140,15 +140,6 @@ def test_selectors_clone_and_cross_validate_in_a_pipeline(selector):
     assert scores.mean() > 0.8
 
 
-def test_bounded_pca_caps_components_at_the_fit_data():
-    rng = np.random.default_rng(0)
-    small_fold = rng.normal(size=(12, 40))
-    pca = BoundedPCA(n_components=108).fit(small_fold)
-    assert pca.n_components_ == 12
-    assert pca.transform(rng.normal(size=(3, 40))).shape == (3, 12)
-    assert list(pca.get_feature_names_out())[:2] == ["pca0", "pca1"]
-
-
 def test_lasso_one_standard_error_rule_is_at_least_as_sparse_as_the_best_penalty():
     X, y = known_table(n_patients=150)
     X = X.drop(columns=["f3", "f4"])
