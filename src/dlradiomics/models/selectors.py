@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu, spearmanr
 from sklearn.base import BaseEstimator
-from sklearn.feature_selection import SelectorMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_selection import SelectorMixin
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import ClassifierTags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from dlradiomics.models.inner_cv import PatientGroupKFold, patient_groups
@@ -33,8 +34,12 @@ def _binary_labels(y) -> np.ndarray:
     labels = np.asarray(y)
     classes = np.unique(labels)
     if len(classes) != 2:
+        # scikit-learn's wording for a binary-only estimator given more classes, so tools recognise it
+        prefix = "Only binary classification is supported: " if len(classes) > 2 else ""
         found = "one class" if len(classes) == 1 else f"{len(classes)} classes"
-        raise ValueError(f"feature selection needs exactly two classes in y (benign/malignant), got {found}: {classes.tolist()}")
+        raise ValueError(
+            f"{prefix}feature selection needs exactly two classes in y (benign/malignant), got {found}: {classes.tolist()}"
+        )
     return labels == classes[1]
 
 
@@ -88,7 +93,7 @@ def _keep_with_fallback(passed: np.ndarray, ranking: np.ndarray, min_features: i
 class _SupportSelector(SelectorMixin, BaseEstimator):
     """Shared plumbing of the selectors below: ``fit`` stores the boolean ``support_`` mask.
 
-    Every selector here tests features against the label and tolerates NaN (see the module
+    Every selector here tests features against a binary label and tolerates NaN (see the module
     docstring), so the tags say so once; a selector that cannot skip NaN overrides the tag.
     """
 
@@ -100,6 +105,9 @@ class _SupportSelector(SelectorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.target_tags.required = True
+        # A supervised transformer declares what targets it takes through classifier tags, as
+        # scikit-learn's own RFE does: these tests compare two classes only.
+        tags.classifier_tags = ClassifierTags(multi_class=False)
         return tags
 
 
@@ -209,8 +217,8 @@ class LassoSelector(_SupportSelector):
     """Keep the features with non-zero L1-penalised logistic regression coefficients.
 
     The penalty is chosen by inner cross-validation (``LogisticRegressionCV`` with an L1 penalty,
-    scored by ROC AUC) on folds grouped by patient, the groups read from ``X.index`` when X is a
-    DataFrame indexed by ``patient_id``. L1 logistic rather than LassoCV because the label is
+    scored by ROC AUC) on folds grouped by patient: the ``groups`` given to ``fit`` (or routed to
+    it), else ``X.index`` when X is a DataFrame indexed by ``patient_id``, else one group per row. L1 logistic rather than LassoCV because the label is
     binary. By default the penalty follows the one-standard-error rule (glmnet's ``lambda.1se``):
     the strongest penalty whose mean inner-CV AUC is within one standard error of the best,
     since the best-scoring penalty on a flat AUC curve keeps many noise features. Features are standardised inside ``fit`` so the penalty treats them alike; the
@@ -252,21 +260,25 @@ class LassoSelector(_SupportSelector):
         self.penalty_rule = penalty_rule
         self.random_state = random_state
 
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
         """Fit the L1 logistic path on the training rows and keep the non-zero coefficients.
 
         Args:
             X: training features; a DataFrame indexed by ``patient_id`` gives grouped inner folds.
             y: binary labels.
+            groups: patient of each row for the inner folds; overrides ``X.index``. Routed by
+                scikit-learn's metadata routing after ``set_fit_request(groups=True)``.
 
         Returns:
             self
         """
         if self.penalty_rule not in ("one_standard_error", "best"):
             raise ValueError(f"penalty_rule must be 'one_standard_error' or 'best', got {self.penalty_rule!r}")
-        patients = X.index.to_numpy() if isinstance(X, pd.DataFrame) else None
+        patients = X.index.to_numpy() if groups is None and isinstance(X, pd.DataFrame) else groups
         X, y = validate_data(self, X, y, dtype=np.float64)
         groups = patient_groups(X, patients)
+        if len(groups) != len(y):
+            raise ValueError(f"LassoSelector: groups has {len(groups)} entries but X has {len(y)} rows")
         positive = _binary_labels(y)
         splits = list(PatientGroupKFold(self.inner_cv, random_state=self.random_state).split(X, positive, groups))
         standardised = StandardScaler().fit_transform(X)
