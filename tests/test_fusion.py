@@ -20,6 +20,7 @@ from dlradiomics.models import (
     StackingFusion,
     WeightedEnsembleFusion,
     make_pipeline,
+    make_preprocessing,
 )
 
 LIGHT = dict(classifier="logistic", selection=None)
@@ -122,7 +123,8 @@ def test_late_fusion_gives_nan_for_a_patient_with_no_block():
         proba = fusion.predict_proba(empty)
     assert np.isnan(proba[0]).all() and not np.isnan(proba[1]).any()
     with pytest.warns(MissingBlockWarning):
-        assert fusion.predict(empty)[0] == -1
+        predicted = fusion.predict(empty)
+    assert np.isnan(predicted[0]) and predicted[1] in (0, 1)
 
 
 def test_early_fusion_reports_dropped_patients_and_gives_nan_with_the_reason():
@@ -145,26 +147,87 @@ def test_early_fusion_equals_one_pipeline_on_the_concatenated_blocks():
     np.testing.assert_allclose(fused, direct)
 
 
-def test_dlr_fusion_caps_pca_at_the_training_rows_and_builds_modality_blocks():
+def test_whole_table_dlr_caps_pca_at_the_training_rank_and_builds_modality_blocks():
     X, y = multimodal_table({"US.radiomic": 1.5, "US.deep": 1.0, "MG.radiomic": 0.5, "MG.deep": 0.5}, n_patients=40, n_features=20)
-    early = DLRFusion("early", n_components=108, **LIGHT).fit(X, y)
+    early = DLRFusion("early", n_components=108, composition="whole_table", **LIGHT).fit(X, y)
     (_, _, reducer), = early.reducers_.values()
-    assert reducer[-1].n_components_ == 40  # 40 training rows < 80 columns < 108
-    stacking = DLRFusion("stacking", n_components=5, inner_cv=3, **LIGHT).fit(X, y)
+    assert reducer[-1].n_components_ == 39  # 40 centred training rows have rank 39 < 80 columns < 108
+    stacking = DLRFusion("stacking", n_components=5, inner_cv=3, composition="whole_table", **LIGHT).fit(X, y)
     assert list(stacking.reducers_) == ["US.dlr", "MG.dlr"]
     assert list(stacking.block_probabilities(X).columns) == ["US.dlr", "MG.dlr"]
+
+
+def test_paper_dlr_reduces_each_modality_deep_block_then_the_deep_and_radiomic_parts():
+    X, y = multimodal_table({"US.radiomic": 1.5, "US.deep": 1.0, "MG.radiomic": 0.5, "MG.deep": 0.5}, n_patients=120, n_features=40)
+    fusion = DLRFusion("early", **LIGHT).fit(X, y)
+    assert list(fusion.reducers_) == ["DLR.radiomic", "DLR.deep"]
+    radiomic_sources, _, radiomic_reducer = fusion.reducers_["DLR.radiomic"]
+    deep_sources, _, deep_reducer = fusion.reducers_["DLR.deep"]
+    assert radiomic_sources == ["US.radiomic", "MG.radiomic"] and deep_sources == ["US.deep", "MG.deep"]
+    per_modality = deep_reducer.named_steps["per_modality"]
+    # 32 components of each modality's deep block, joined (64) and reduced to the paper's 51
+    assert [per_modality.named_transformers_[block][-1].n_components_ for block in deep_sources] == [32, 32]
+    assert deep_reducer[-1].n_components_ == 51
+    assert radiomic_reducer[-1].n_components_ == 57  # 80 radiomic columns -> 57
+    reduced = fusion.transform_blocks(X)
+    assert reduced.shape[1] == 108
+    assert reduced.columns[0] == "DLR.radiomic__pca0" and reduced.columns[-1] == "DLR.deep__pca50"
+
+    # each modality's deep block is reduced on its own: the US components do not depend on MG's values
+    shuffled_mg = X.copy()
+    mg_deep = [column for column in X if column.startswith("MG.deep__")]
+    shuffled_mg[mg_deep] = X[mg_deep].to_numpy()[np.random.default_rng(0).permutation(len(X))]
+    refitted = DLRFusion("early", **LIGHT).fit(shuffled_mg, y)
+    us_components = lambda model: model.reducers_["DLR.deep"][2].named_steps["per_modality"].named_transformers_["US.deep"][-1].pca_.components_
+    np.testing.assert_allclose(us_components(refitted), us_components(fusion))
+
+    # the paper's late strategies fit one model per part
+    ensemble = DLRFusion("ensemble", inner_cv=3, **LIGHT).fit(X, y)
+    assert list(ensemble.weights_) == ["DLR.radiomic", "DLR.deep"]
+
+
+def test_paper_dlr_caps_every_pca_at_a_small_training_fold():
+    X, y = multimodal_table({"US.radiomic": 1.5, "US.deep": 1.0}, n_patients=30, n_features=50)
+    early = DLRFusion("early", **LIGHT).fit(X, y)
+    deep_reducer = early.reducers_["DLR.deep"][2]
+    assert deep_reducer.named_steps["per_modality"].named_transformers_["US.deep"][-1].n_components_ == 29
+    # early fusion: 51 + 57 components exceed the 29 that 30 rows hold; they share them 51:57
+    assert early.part_components_ == {"DLR.deep": 14, "DLR.radiomic": 15}
+    assert deep_reducer[-1].n_components_ == 14
+    assert early.reducers_["DLR.radiomic"][2][-1].n_components_ == 15
+    assert early.transform_blocks(X).shape[1] == 29
+    # a late strategy classifies each part on its own: each is capped by its own rank only
+    stacking = DLRFusion("stacking", inner_cv=3, **LIGHT).fit(X, y)
+    assert stacking.part_components_ == {"DLR.deep": 51, "DLR.radiomic": 57}
+    assert [reducer[-1].n_components_ for _, _, reducer in stacking.reducers_.values()] == [29, 29]
 
 
 def test_dlr_pca_is_fitted_on_training_rows_only():
     X, y = multimodal_table({"US.radiomic": 1.5, "US.deep": 1.0}, n_patients=60)
     train, test = X.iloc[:40], X.iloc[40:]
-    fitted_on_train = DLRFusion("early", n_components=4, **LIGHT).fit(train, y[:40])
-    reducer = fitted_on_train.reducers_["DLR.pca"][2]
+    fitted_on_train = DLRFusion("early", radiomic_components=4, deep_components=4, **LIGHT).fit(train, y[:40])
+    reducer = fitted_on_train.reducers_["DLR.radiomic"][2]
     components_before = reducer[-1].pca_.components_.copy()
     fitted_on_train.predict_proba(test)
     np.testing.assert_array_equal(reducer[-1].pca_.components_, components_before)
-    refit_on_all = DLRFusion("early", n_components=4, **LIGHT).fit(X, y)
-    assert not np.allclose(np.abs(refit_on_all.reducers_["DLR.pca"][2][-1].pca_.components_), np.abs(components_before))
+    refit_on_all = DLRFusion("early", radiomic_components=4, deep_components=4, **LIGHT).fit(X, y)
+    assert not np.allclose(np.abs(refit_on_all.reducers_["DLR.radiomic"][2][-1].pca_.components_), np.abs(components_before))
+
+
+def test_early_fusion_reduces_each_block_on_its_own_with_block_selection():
+    X, y = multimodal_table({"US.deep": 1.0, "MG.deep": 0.8}, n_patients=80, n_features=40)
+    per_block = EarlyFusion(selection=None, block_selection=("pca:8",)).fit(X, y)
+    reduced_columns = per_block.pipeline_[:-1].transform(X).columns.tolist()
+    assert len(reduced_columns) == 16
+    assert reduced_columns[0] == "US.deep__pca0" and reduced_columns[8] == "MG.deep__pca0"
+    # the US part equals a PCA fitted on the US block alone
+    us_alone = make_preprocessing(("pca:8",)).fit(X[[c for c in X if c.startswith("US.deep")]])
+    np.testing.assert_allclose(
+        per_block.pipeline_.named_steps["blocks"].named_transformers_["US.deep"][-1].pca_.components_,
+        us_alone[-1].pca_.components_,
+    )
+    concatenated = EarlyFusion(selection=("pca:8",)).fit(X, y)
+    assert concatenated.pipeline_[:-1].transform(X).shape[1] == 8
 
 
 ESTIMATORS = [
@@ -190,25 +253,38 @@ def test_fusion_survives_clone_and_grouped_cross_val_predict(estimator):
     assert clone(estimator).get_params() == estimator.get_params()
 
 
-def test_fusion_needs_a_modelling_table():
+def test_fusion_input_errors_name_the_problem():
     X, y = multimodal_table({"US.radiomic": 1.0})
-    with pytest.raises(TypeError, match="DataFrame"):
-        EarlyFusion().fit(X.to_numpy(), y)
     with pytest.raises(ValueError, match="not named"):
-        EarlyFusion().fit(X.rename(columns=lambda column: column.replace("__", "_")), y)
+        EarlyFusion().fit(X.rename(columns={"US.radiomic__f0": "f0"}), y)
     broken = X.copy()
     broken.iloc[4, 2] = np.inf
     with pytest.raises(ValueError, match="patient P004 has an infinite value in 'US.radiomic__f2'"):
         WeightedEnsembleFusion().fit(broken, y)
+    with pytest.raises(ValueError, match="not a column of X"):
+        EarlyFusion(blocks={"a": ["US.radiomic__f0", "nope"]}).fit(X, y)
+    with pytest.raises(ValueError, match="in blocks 'a' and 'b'"):
+        EarlyFusion(blocks={"a": [0, 1], "b": [1, 2, 3, 4, 5]}).fit(X.to_numpy(), y)
+    with pytest.raises(ValueError, match="2 column\\(s\\) belong to no block"):
+        EarlyFusion(blocks={"a": [0, 1, 2, 3]}).fit(X.to_numpy(), y)
+    with pytest.raises(ValueError, match="X has no column names"):
+        EarlyFusion(blocks={"a": ["f0"]}).fit(X.to_numpy(), y)
+    with pytest.raises(ValueError, match="Only binary classification"):
+        EarlyFusion().fit(X, np.arange(len(X)) % 3)
 
 
 def test_fitted_fusion_round_trips_through_skops():
     import skops.io
 
-    X, y = multimodal_table({"US.radiomic": 1.5, "MG.radiomic": 1.0})
+    X, y = multimodal_table({"US.radiomic": 1.5, "MG.radiomic": 1.0, "US.deep": 0.5})
     X = blank_block(X, "MG.radiomic", slice(0, 5))
-    fitted = DLRFusion("stacking", n_components=3, inner_cv=3, **LIGHT).fit(X, y)
-    payload = skops.io.dumps(fitted)
-    loaded = skops.io.loads(payload, trusted=skops.io.get_untrusted_types(data=payload))
-    np.testing.assert_allclose(loaded.predict_proba(X), fitted.predict_proba(X))
-    assert loaded.block_probabilities(X).columns.tolist() == ["US.dlr", "MG.dlr"]
+    for fitted, parts in [
+        (DLRFusion("stacking", n_components=3, inner_cv=3, composition="whole_table", **LIGHT).fit(X, y), ["US.dlr", "MG.dlr"]),
+        (DLRFusion("stacking", inner_cv=3, **LIGHT).fit(X, y), ["DLR.radiomic", "DLR.deep"]),
+    ]:
+        payload = skops.io.dumps(fitted)
+        loaded = skops.io.loads(payload, trusted=skops.io.get_untrusted_types(data=payload))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MissingBlockWarning)
+            np.testing.assert_allclose(loaded.predict_proba(X), fitted.predict_proba(X))
+            assert loaded.block_probabilities(X).columns.tolist() == parts

@@ -11,10 +11,17 @@ from dlradiomics.models.blocks import (
     block_name,
     blocks_of,
     build_model_table,
+    kind_of,
     modality_of,
     table_level,
 )
-from dlradiomics.models.classifiers import CLASSIFIERS, DEFAULT_SELECTION, make_classifier, make_pipeline
+from dlradiomics.models.classifiers import (
+    CLASSIFIERS,
+    DEFAULT_SELECTION,
+    make_classifier,
+    make_pipeline,
+    make_preprocessing,
+)
 from dlradiomics.models.factory import (
     DEFAULT_SELECTIONS,
     FUSIONS,
@@ -80,8 +87,10 @@ __all__ = [
     "build_estimator",
     "build_model_table",
     "describe_step",
+    "kind_of",
     "make_classifier",
     "make_pipeline",
+    "make_preprocessing",
     "modality_of",
     "parse_selection_step",
     "patient_groups",

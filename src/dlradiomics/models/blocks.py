@@ -66,6 +66,11 @@ def modality_of(block: str) -> str:
     return block.split(".", 1)[0]
 
 
+def kind_of(block: str) -> str:
+    """Feature-kind part of a block name (``"US.deep"`` -> ``"deep"``; ``""`` when the name has none)."""
+    return block.split(".", 1)[1] if "." in block else ""
+
+
 def feature_columns_of(table: pd.DataFrame) -> list[str]:
     """Numeric feature columns of an image-level feature table (meta and diagnostics left out)."""
     return [

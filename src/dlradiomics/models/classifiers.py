@@ -204,13 +204,32 @@ def make_pipeline(
         model = clone(classifier)
     if any(step.needs_scaling for step, _ in steps):
         needs_scaling = True
-    pipeline = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="median")),
-            ("drop_constant", VarianceThreshold(threshold=0.0)),
-            *([("scale", StandardScaler())] if needs_scaling else []),
-            *((step.name, selector) for step, selector in steps),
-            ("classifier", model),
-        ]
-    )
+    pipeline = Pipeline([*_preprocessing_steps(steps, scale=needs_scaling), ("classifier", model)])
     return pipeline.set_output(transform="pandas")
+
+
+def _preprocessing_steps(steps: list[tuple[SelectionStep, BaseEstimator]], *, scale: bool) -> list[tuple[str, BaseEstimator]]:
+    return [
+        ("impute", SimpleImputer(strategy="median")),
+        ("drop_constant", VarianceThreshold(threshold=0.0)),
+        *([("scale", StandardScaler())] if scale else []),
+        *((step.name, selector) for step, selector in steps),
+    ]
+
+
+def make_preprocessing(
+    selection: SelectionStep | str | Sequence[SelectionStep | str] | None, *, random_state: int = 0
+) -> Pipeline:
+    """The standard model's steps without a classifier: impute -> drop constant columns -> scale -> selectors.
+
+    Used to reduce one feature block on its own (e.g. PCA per modality before early fusion).
+
+    Args:
+        selection: selection steps, typed or in their text form, as for :func:`make_pipeline`.
+        random_state: seed of the selectors.
+
+    Returns:
+        An unfitted transformer ``Pipeline`` with pandas output.
+    """
+    steps = _selection_steps(selection, random_state)
+    return Pipeline(_preprocessing_steps(steps, scale=True)).set_output(transform="pandas")

@@ -1,4 +1,19 @@
-"""DLR fusion: radiomic and deep blocks compressed together by PCA, then early, ensemble or stacking fusion."""
+"""DLR fusion: radiomic and deep blocks compressed by PCA, then early, ensemble or stacking fusion.
+
+Two compositions of the PCA:
+
+- ``"paper"`` (Lu et al. 2024, the default): each modality's deep block is reduced on its own
+  (32 components per modality), the per-modality deep components are joined and reduced to the
+  deep part (51), the radiomic blocks are joined and reduced to the radiomic part (57); the two
+  parts (108 columns) are what the fusion sees.
+- ``"whole_table"`` (this package before the paper's composition was added): early fusion runs one
+  PCA over every block together (108); late fusion one PCA per modality over its radiomic + deep
+  blocks.
+
+Every PCA is a :class:`~dlradiomics.models.BoundedPCA`: its components are capped by the rank and
+a variance floor of the training fold it is fitted on, so a small cohort never feeds a
+near-zero-variance component to a scaler.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +22,67 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from dlradiomics.models.blocks import BLOCK_SEPARATOR, blocks_of, modality_of
-from dlradiomics.models.fusion._base import FusionClassifier, block_presence
+from dlradiomics.models.blocks import BLOCK_SEPARATOR, kind_of, modality_of
+from dlradiomics.models.fusion._base import BlockSpec, FusionClassifier, block_presence
 from dlradiomics.models.fusion.early import EarlyFusion
 from dlradiomics.models.fusion.late import StackingFusion, WeightedEnsembleFusion
 from dlradiomics.models.reduction import BoundedPCA
 
 STRATEGIES = ("early", "ensemble", "stacking")
+COMPOSITIONS = ("paper", "whole_table")
+# The paper's component counts: 32 per modality's deep block, then 51 deep + 57 radiomic = 108.
+PAPER_DEEP_COMPONENTS_PER_MODALITY = 32
+PAPER_DEEP_COMPONENTS = 51
+PAPER_RADIOMIC_COMPONENTS = 57
+WHOLE_TABLE_COMPONENTS = 108
 EARLY_REDUCED_BLOCK = "DLR.pca"
+DEEP_PART = "DLR.deep"
+RADIOMIC_PART = "DLR.radiomic"
+DEEP_KIND = "deep"
+
+
+def _scaled_pca(n_components: int, random_state: int | None) -> Pipeline:
+    """Impute -> drop constant columns -> standardise -> bounded PCA, fitted on training rows."""
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            ("drop_constant", VarianceThreshold(threshold=0.0)),
+            ("scale", StandardScaler()),
+            ("pca", BoundedPCA(n_components, random_state=random_state)),
+        ]
+    )
 
 
 class DLRFusion(FusionClassifier):
     """Deep learning radiomics fusion (Lu et al. 2024): PCA over radiomic + deep features, then a fusion strategy.
 
-    ``strategy="early"``: all blocks of all modalities go through one impute -> scale -> PCA to
-    ``n_components`` (the paper's 108), giving the single block ``"DLR.pca"``, then
-    :class:`EarlyFusion`. ``"ensemble"`` / ``"stacking"``: late fusion needs several blocks, so
-    each modality's radiomic + deep columns get their own PCA (block ``"{modality}.dlr"``), then
-    :class:`WeightedEnsembleFusion` / :class:`StackingFusion` over those blocks.
+    ``composition="paper"``: the deep part ``"DLR.deep"`` is each deep block (kind ``deep``, one
+    per modality) standardised and reduced to ``deep_components_per_modality``, joined, and
+    reduced to ``deep_components``; the radiomic part ``"DLR.radiomic"`` is every other block
+    joined, standardised and reduced to ``radiomic_components``. ``strategy="early"`` classifies
+    the two parts together (:class:`EarlyFusion`); ``"ensemble"`` / ``"stacking"`` fit one model
+    per part (:class:`WeightedEnsembleFusion` / :class:`StackingFusion`).
+
+    ``composition="whole_table"``: ``"early"`` reduces all blocks together to ``n_components``
+    (block ``"DLR.pca"``); the late strategies reduce each modality's blocks together to
+    ``n_components`` (blocks ``"{modality}.dlr"``).
 
     Every PCA is fitted in ``fit`` only, on the training rows that have all its source blocks,
-    with ``n_components`` capped by those rows and columns. A row lacking a source block gets NaN
-    in the reduced block (rather than imputed components), so early fusion drops it and late
-    fusion uses the row's other modalities.
+    its components capped by those rows (see :class:`~dlradiomics.models.BoundedPCA`); for early
+    fusion of the two parts, their counts together are also capped by the rank of the training
+    rows, keeping their ratio (``part_components_``). A row
+    lacking a source block gets NaN in that reduced block (rather than imputed components), so
+    early fusion drops it and late fusion uses the row's other reduced blocks.
 
     Args:
         strategy: ``"early"``, ``"ensemble"`` or ``"stacking"``.
-        n_components: PCA components per reduced block.
+        n_components: PCA components per reduced block of the ``"whole_table"`` composition.
         classifier: a name from ``CLASSIFIERS`` or an unfitted classifier.
         selection: selector specs applied after the PCA (default None: the PCA is the selection).
         meta: meta-learner of the stacking strategy.
@@ -46,17 +90,26 @@ class DLRFusion(FusionClassifier):
         inner_cv: inner folds of the late strategies.
         search: hyper-parameter search in inner CV.
         random_state: seed of everything fitted.
+        composition: ``"paper"`` or ``"whole_table"``.
+        deep_components: components of the deep part (``"paper"``).
+        radiomic_components: components of the radiomic part (``"paper"``).
+        deep_components_per_modality: components of each deep block before they are joined (``"paper"``).
+        blocks: None to read the blocks from ``"{modality}.{kind}__{feature}"`` column names; or a
+            mapping block -> column names or positions (name deep blocks ``"{modality}.deep"``).
 
     Attributes:
-        reducers_: per reduced block, the source columns and the fitted impute -> scale -> PCA pipeline.
+        reducers_: per reduced block, ``(source blocks, source columns, fitted pipeline)``.
+        part_components_: components asked of the deep and radiomic parts (``"paper"``), after the
+            early strategy's joint cap; each PCA may keep fewer (its ``n_components_``).
         fusion_: the fitted fusion estimator on the reduced table.
         dropped_patients_: patients the early strategy left out of fit (empty for late strategies).
+        classes_: the two class labels; ``n_features_in_``, ``feature_names_in_``: the input seen in fit.
     """
 
     def __init__(
         self,
         strategy: str = "early",
-        n_components: int = 108,
+        n_components: int = WHOLE_TABLE_COMPONENTS,
         classifier: str | BaseEstimator = "logistic",
         selection: str | Sequence[str] | None = None,
         meta: str | BaseEstimator = "logistic",
@@ -64,6 +117,11 @@ class DLRFusion(FusionClassifier):
         inner_cv: int = 5,
         search: bool = False,
         random_state: int | None = 0,
+        composition: str = "paper",
+        deep_components: int = PAPER_DEEP_COMPONENTS,
+        radiomic_components: int = PAPER_RADIOMIC_COMPONENTS,
+        deep_components_per_modality: int = PAPER_DEEP_COMPONENTS_PER_MODALITY,
+        blocks: BlockSpec = None,
     ):
         self.strategy = strategy
         self.n_components = n_components
@@ -74,14 +132,59 @@ class DLRFusion(FusionClassifier):
         self.inner_cv = inner_cv
         self.search = search
         self.random_state = random_state
+        self.composition = composition
+        self.deep_components = deep_components
+        self.radiomic_components = radiomic_components
+        self.deep_components_per_modality = deep_components_per_modality
+        self.blocks = blocks
 
-    def _reduced_block_sources(self, blocks: dict[str, list[str]]) -> dict[str, list[str]]:
-        if self.strategy == "early":
-            return {EARLY_REDUCED_BLOCK: list(blocks)}
-        by_modality: dict[str, list[str]] = {}
-        for block in blocks:
-            by_modality.setdefault(f"{modality_of(block)}.dlr", []).append(block)
-        return by_modality
+    def _reducers(self, blocks: dict[str, list[str]]) -> dict[str, tuple[list[str], Pipeline]]:
+        """Unfitted reducers: reduced block -> (its source blocks, pipeline over their columns)."""
+        if self.composition == "whole_table":
+            if self.strategy == "early":
+                groups = {EARLY_REDUCED_BLOCK: list(blocks)}
+            else:
+                groups = {}
+                for block in blocks:
+                    groups.setdefault(f"{modality_of(block)}.dlr", []).append(block)
+            return {name: (sources, _scaled_pca(self.n_components, self.random_state)) for name, sources in groups.items()}
+        deep = [block for block in blocks if kind_of(block) == DEEP_KIND]
+        radiomic = [block for block in blocks if kind_of(block) != DEEP_KIND]
+        reducers: dict[str, tuple[list[str], Pipeline]] = {}
+        if radiomic:
+            reducers[RADIOMIC_PART] = (radiomic, _scaled_pca(self.part_components_[RADIOMIC_PART], self.random_state))
+        if deep:
+            per_modality = ColumnTransformer(
+                [
+                    (block, _scaled_pca(self.deep_components_per_modality, self.random_state), blocks[block])
+                    for block in deep
+                ]
+            )
+            # no scaling between the two PCAs: the joined per-modality components keep their
+            # variances, so the second PCA ranks directions of the deep features as a whole
+            joined = Pipeline(
+                [("per_modality", per_modality), ("pca", BoundedPCA(self.part_components_[DEEP_PART], random_state=self.random_state))]
+            )
+            reducers[DEEP_PART] = (deep, joined)
+        return reducers
+
+    def _part_components(self, blocks: dict[str, list[str]], n_complete_rows: int) -> dict[str, int]:
+        """Components asked of each part; early fusion of both shares the training rank in the paper's proportion.
+
+        Each part's PCA is capped by its own training rank, but early fusion classifies the two
+        parts side by side: with ``n`` training rows, columns beyond ``n - 1`` are linear
+        combinations of the others on those rows and bring only noise. So when the two counts
+        together exceed ``n - 1`` they shrink to it, keeping their ratio (51:57 -> 21:24 on 46 rows).
+        """
+        if self.composition != "paper":
+            return {}
+        kinds = {kind_of(block) == DEEP_KIND for block in blocks}
+        deep, radiomic = self.deep_components, self.radiomic_components
+        budget = n_complete_rows - 1
+        if self.strategy == "early" and kinds == {True, False} and deep + radiomic > budget:
+            deep = max(1, round(budget * deep / (deep + radiomic)))
+            radiomic = max(1, budget - deep)
+        return {DEEP_PART: deep, RADIOMIC_PART: radiomic}
 
     def _make_fusion(self) -> FusionClassifier:
         common = dict(classifier=self.classifier, selection=self.selection, search=self.search, random_state=self.random_state)
@@ -91,75 +194,75 @@ class DLRFusion(FusionClassifier):
             return WeightedEnsembleFusion(weighting=self.weighting, inner_cv=self.inner_cv, **common)
         return StackingFusion(meta=self.meta, inner_cv=self.inner_cv, **common)
 
-    def fit(self, X: pd.DataFrame, y):
+    def fit(self, X, y, groups=None):
         """Fit the PCA reducers and the fusion estimator on the training rows.
 
         Args:
-            X: modelling table (``patient_id`` index) with radiomic and/or deep blocks.
-            y: binary labels, one per row.
+            X: modelling table (``patient_id`` index) with radiomic and/or deep blocks, or an array
+                with the columns of ``blocks``.
+            y: two class labels, one per row.
+            groups: patient of each row, for every inner CV; default ``X.index`` of a table, else
+                one per row. Routed by metadata routing after ``set_fit_request(groups=True)``.
 
         Returns:
             self
         """
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        blocks, labels = self._remember_input(X, y)
-        presence = block_presence(X, blocks)
+        if self.composition not in COMPOSITIONS:
+            raise ValueError(f"composition must be one of {COMPOSITIONS}, got {self.composition!r}")
+        table, labels, blocks = self._training_table(X, y, groups)
+        presence = block_presence(table, blocks)
         self.reducers_ = {}
-        for reduced_block, source_blocks in self._reduced_block_sources(blocks).items():
+        self.part_components_ = self._part_components(blocks, int(presence.all(axis=1).sum()))
+        for reduced_block, (source_blocks, reducer) in self._reducers(blocks).items():
             columns = [column for block in source_blocks for column in blocks[block]]
             complete = presence[source_blocks].all(axis=1).to_numpy()
             if not complete.any():
                 raise ValueError(f"DLRFusion: no training row has every block of {source_blocks}")
-            reducer = Pipeline(
-                [
-                    ("impute", SimpleImputer(strategy="median")),
-                    ("drop_constant", VarianceThreshold(threshold=0.0)),
-                    ("scale", StandardScaler()),
-                    ("pca", BoundedPCA(self.n_components, random_state=self.random_state)),
-                ]
-            ).fit(X.loc[complete, columns])
+            reducer.fit(table.loc[complete, columns])
             self.reducers_[reduced_block] = (source_blocks, columns, reducer)
-        self.fusion_ = self._make_fusion().fit(self._reduce(X, blocks), labels)
+        self.fusion_ = self._make_fusion().fit(self._reduce(table), labels)
         self.dropped_patients_ = list(getattr(self.fusion_, "dropped_patients_", []))
         return self
 
-    def _reduce(self, X: pd.DataFrame, blocks: dict[str, list[str]]) -> pd.DataFrame:
-        presence = block_presence(X, blocks)
+    def _reduce(self, table: pd.DataFrame) -> pd.DataFrame:
+        presence = block_presence(table, self.block_columns_)
         reduced_parts = []
         for reduced_block, (source_blocks, columns, reducer) in self.reducers_.items():
             complete = presence[source_blocks].all(axis=1).to_numpy()
             names = [f"{reduced_block}{BLOCK_SEPARATOR}{name}" for name in reducer[-1].get_feature_names_out()]
-            values = np.full((len(X), len(names)), np.nan)
+            values = np.full((len(table), len(names)), np.nan)
             if complete.any():
-                values[complete] = reducer.transform(X.loc[complete, columns])
-            reduced_parts.append(pd.DataFrame(values, index=X.index, columns=names))
+                values[complete] = reducer.transform(table.loc[complete, columns])
+            reduced_parts.append(pd.DataFrame(values, index=table.index, columns=names))
         return pd.concat(reduced_parts, axis=1)
 
-    def transform_blocks(self, X: pd.DataFrame) -> pd.DataFrame:
+    def transform_blocks(self, X) -> pd.DataFrame:
         """The reduced table (PCA components per reduced block) that the fusion estimator sees.
 
         Args:
-            X: modelling table with the columns seen in fit.
+            X: table or array with the columns seen in fit.
         """
-        X = self._check_fitted_table(X)
-        return self._reduce(X, blocks_of(X.columns))
+        return self._reduce(self._prediction_table(X))
 
-    def block_probabilities(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per reduced block probabilities of the underlying fusion (``"early"`` for the early strategy).
+    def block_probabilities(self, X) -> pd.DataFrame:
+        """Per reduced block probabilities of ``classes_[1]`` from the underlying fusion (``"early"`` for the early strategy).
 
         Args:
-            X: modelling table with the columns seen in fit.
+            X: table or array with the columns seen in fit.
         """
-        return self.fusion_.block_probabilities(self.transform_blocks(X))
+        reduced = self.transform_blocks(X)  # checks that self is fitted before fusion_ is read
+        return self.fusion_.block_probabilities(reduced)
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Probabilities (n_rows, 2) from the fusion on the reduced table.
+    def predict_proba(self, X) -> np.ndarray:
+        """Probabilities (n_rows, 2) in the order of ``classes_``, from the fusion on the reduced table.
 
         Args:
-            X: modelling table with the columns seen in fit.
+            X: table or array with the columns seen in fit.
         """
-        return self.fusion_.predict_proba(self.transform_blocks(X))
+        reduced = self.transform_blocks(X)  # checks that self is fitted before fusion_ is read
+        return self.fusion_.predict_proba(reduced)
 
     @property
     def weights_(self) -> dict[str, float]:

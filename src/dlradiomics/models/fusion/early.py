@@ -1,4 +1,4 @@
-"""Early fusion: concatenate the feature blocks, then select and classify."""
+"""Early fusion: concatenate the feature blocks (each optionally reduced on its own), then select and classify."""
 
 from __future__ import annotations
 
@@ -8,14 +8,26 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
 
-from dlradiomics.models.blocks import blocks_of
-from dlradiomics.models.classifiers import DEFAULT_SELECTION, make_pipeline
-from dlradiomics.models.fusion._base import FusionClassifier, MissingBlockWarning, block_presence, describe_missing
+from dlradiomics.models.classifiers import DEFAULT_SELECTION, make_pipeline, make_preprocessing
+from dlradiomics.models.fusion._base import (
+    BlockSpec,
+    FusionClassifier,
+    MissingBlockWarning,
+    block_presence,
+    describe_missing,
+)
 
 
 class EarlyFusion(FusionClassifier):
-    """Concatenate all blocks of a modelling table and fit one selection + classifier pipeline.
+    """Concatenate all blocks and fit one selection + classifier pipeline.
+
+    With ``block_selection`` each block is first reduced on its own (impute -> drop constant
+    columns -> scale -> the given steps, fitted on the training rows), so a per-modality step
+    stays per modality: deep early fusion of US and MG with ``block_selection=("pca:32",)``
+    gives 32 components of each modality (64 columns), not 32 of their concatenation.
 
     Early fusion needs every block of a row: rows lacking a whole block are dropped in ``fit``
     (listed in ``dropped_patients_`` and announced by a :class:`MissingBlockWarning`), and get a
@@ -24,14 +36,21 @@ class EarlyFusion(FusionClassifier):
 
     Args:
         classifier: a name from ``CLASSIFIERS`` or an unfitted scikit-learn classifier.
-        selection: selector specs (see :func:`dlradiomics.models.make_pipeline`).
+        selection: selector specs applied to the concatenation (see
+            :func:`dlradiomics.models.make_pipeline`).
         search: hyper-parameter search in inner CV grouped by patient.
         random_state: seed of everything fitted.
+        blocks: None to read the blocks from ``"{block}__{feature}"`` column names (an array, or a
+            table without such names, is one block); or a mapping block -> column names or positions.
+        block_selection: selector specs applied to each block separately before the
+            concatenation (e.g. ``("pca:32",)``); None for none.
 
     Attributes:
-        pipeline_: the fitted pipeline.
+        pipeline_: the fitted pipeline (its first step ``"blocks"`` reduces each block when
+            ``block_selection`` is given).
         dropped_patients_: patients left out of fit for a missing block.
-        blocks_: block names in column order.
+        blocks_: block names; ``block_columns_``: each block's columns in the modelling table.
+        classes_: the two class labels; ``n_features_in_``, ``feature_names_in_``: the input seen in fit.
     """
 
     def __init__(
@@ -40,26 +59,32 @@ class EarlyFusion(FusionClassifier):
         selection: str | Sequence[str] | None = DEFAULT_SELECTION,
         search: bool = False,
         random_state: int | None = 0,
+        blocks: BlockSpec = None,
+        block_selection: str | Sequence[str] | None = None,
     ):
         self.classifier = classifier
         self.selection = selection
         self.search = search
         self.random_state = random_state
+        self.blocks = blocks
+        self.block_selection = block_selection
 
-    def fit(self, X: pd.DataFrame, y):
+    def fit(self, X, y, groups=None):
         """Fit on the rows that have every block.
 
         Args:
-            X: modelling table (``patient_id`` index).
-            y: binary labels, one per row.
+            X: modelling table (``patient_id`` index) or array with the columns of ``blocks``.
+            y: two class labels, one per row.
+            groups: patient of each row, for every inner CV; default ``X.index`` of a table, else
+                one per row. Routed by metadata routing after ``set_fit_request(groups=True)``.
 
         Returns:
             self
         """
-        blocks, labels = self._remember_input(X, y)
-        presence = block_presence(X, blocks)
+        table, labels, blocks = self._training_table(X, y, groups)
+        presence = block_presence(table, blocks)
         incomplete = ~presence.all(axis=1).to_numpy()
-        self.dropped_patients_ = sorted({str(patient) for patient in X.index[incomplete]})
+        self.dropped_patients_ = sorted({str(patient) for patient in table.index[incomplete]})
         if incomplete.any():
             warnings.warn(
                 f"EarlyFusion dropped {int(incomplete.sum())} training row(s) of {len(self.dropped_patients_)} "
@@ -72,30 +97,42 @@ class EarlyFusion(FusionClassifier):
         kept_labels = labels[~incomplete]
         if len(np.unique(kept_labels)) < 2:
             raise ValueError("EarlyFusion: the rows with every block hold a single class")
-        self.pipeline_ = make_pipeline(
-            self.classifier, self.selection, random_state=self.random_state, search=self.search
-        ).fit(X.loc[~incomplete], kept_labels)
+        self.pipeline_ = self._make_pipeline(blocks).fit(table.loc[~incomplete], kept_labels)
         return self
 
-    def block_probabilities(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Probability of malignancy from the single fused model, column ``"early"`` (NaN where a block is missing).
+    def _make_pipeline(self, blocks: dict[str, list[str]]) -> Pipeline:
+        model = make_pipeline(self.classifier, self.selection, random_state=self.random_state, search=self.search)
+        if self.block_selection is None:
+            return model
+        per_block = ColumnTransformer(
+            [
+                (block, make_preprocessing(self.block_selection, random_state=self.random_state), columns)
+                for block, columns in blocks.items()
+            ],
+            # output columns "{block}__{component}", the modelling-table naming
+            verbose_feature_names_out=True,
+        )
+        return Pipeline([("blocks", per_block), *model.steps]).set_output(transform="pandas")
+
+    def block_probabilities(self, X) -> pd.DataFrame:
+        """Probability of ``classes_[1]`` from the single fused model, column ``"early"`` (NaN where a block is missing).
 
         Args:
-            X: modelling table with the columns seen in fit.
+            X: table or array with the columns seen in fit.
         """
-        X = self._check_fitted_table(X)
-        presence = block_presence(X, blocks_of(X.columns))
+        table = self._prediction_table(X)
+        presence = block_presence(table, self.block_columns_)
         complete = presence.all(axis=1).to_numpy()
-        positive = np.full(len(X), np.nan)
+        positive = np.full(len(table), np.nan)
         if complete.any():
-            positive[complete] = self.pipeline_.predict_proba(X.loc[complete])[:, 1]
+            positive[complete] = self.pipeline_.predict_proba(table.loc[complete])[:, 1]
         self._warn_unpredictable(presence, ~complete, "early fusion needs every block")
-        return pd.DataFrame({"early": positive}, index=X.index)
+        return pd.DataFrame({"early": positive}, index=table.index)
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Probabilities (n_rows, 2); NaN rows lack a block.
+    def predict_proba(self, X) -> np.ndarray:
+        """Probabilities (n_rows, 2) in the order of ``classes_``; NaN rows lack a block.
 
         Args:
-            X: modelling table with the columns seen in fit.
+            X: table or array with the columns seen in fit.
         """
         return self._two_column_proba(self.block_probabilities(X)["early"].to_numpy())

@@ -14,9 +14,8 @@ from scipy.special import softmax
 from sklearn.base import BaseEstimator
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from dlradiomics.models.blocks import blocks_of
 from dlradiomics.models.classifiers import DEFAULT_SELECTION, make_pipeline
-from dlradiomics.models.fusion._base import FusionClassifier, block_presence, out_of_fold_proba
+from dlradiomics.models.fusion._base import BlockSpec, FusionClassifier, block_presence, out_of_fold_proba
 
 WEIGHTINGS = ("accuracy", "auc")
 
@@ -41,23 +40,22 @@ class _PerBlockFusion(FusionClassifier):
                 model, block_table, block_labels, self.inner_cv, self.random_state
             )
             self.block_models_[block] = model.fit(block_table, block_labels)
-            self.block_prevalence_[block] = float(np.mean(block_labels == self.classes_[1]))
+            self.block_prevalence_[block] = float(np.mean(block_labels == 1))
         return out_of_fold
 
-    def block_probabilities(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Each block model's probability of malignancy (rows x blocks; NaN where the row lacks the block).
+    def block_probabilities(self, X) -> pd.DataFrame:
+        """Each block model's probability of ``classes_[1]`` (rows x blocks; NaN where the row lacks the block).
 
         Args:
-            X: modelling table with the columns seen in fit.
+            X: table or array with the columns seen in fit.
         """
-        X = self._check_fitted_table(X)
-        blocks = blocks_of(X.columns)
-        presence = block_presence(X, blocks)
-        probabilities = pd.DataFrame(np.nan, index=X.index, columns=list(blocks))
-        for block, columns in blocks.items():
+        table = self._prediction_table(X)
+        presence = block_presence(table, self.block_columns_)
+        probabilities = pd.DataFrame(np.nan, index=table.index, columns=self.blocks_)
+        for block, columns in self.block_columns_.items():
             present = presence[block].to_numpy()
             if present.any():
-                probabilities.loc[present, block] = self.block_models_[block].predict_proba(X.loc[present, columns])[:, 1]
+                probabilities.loc[present, block] = self.block_models_[block].predict_proba(table.loc[present, columns])[:, 1]
         return probabilities
 
 
@@ -65,8 +63,8 @@ class WeightedEnsembleFusion(_PerBlockFusion):
     """Average the block models' probabilities with weights = softmax of their inner-CV scores.
 
     The paper's rule: a block's weight is the softmax, over blocks, of its accuracy (threshold
-    0.5) on inner cross-validation of the training rows (folds grouped by patient, read from
-    ``X.index``); ``weighting="auc"`` uses the inner-CV AUC instead. A row lacking some blocks
+    0.5) on inner cross-validation of the training rows (folds grouped by patient: the routed
+    ``groups``, else ``X.index``); ``weighting="auc"`` uses the inner-CV AUC instead. A row lacking some blocks
     is averaged over the blocks it has, with their weights renormalised; a row with none gets NaN.
 
     Args:
@@ -76,6 +74,8 @@ class WeightedEnsembleFusion(_PerBlockFusion):
         inner_cv: inner folds for the scores.
         search: hyper-parameter search inside each block pipeline.
         random_state: seed of everything fitted.
+        blocks: None to read the blocks from ``"{block}__{feature}"`` column names (an array, or a
+            table without such names, is one block); or a mapping block -> column names or positions.
 
     Attributes:
         block_models_: fitted pipeline per block.
@@ -91,6 +91,7 @@ class WeightedEnsembleFusion(_PerBlockFusion):
         inner_cv: int = 5,
         search: bool = False,
         random_state: int | None = 0,
+        blocks: BlockSpec = None,
     ):
         self.classifier = classifier
         self.selection = selection
@@ -98,22 +99,25 @@ class WeightedEnsembleFusion(_PerBlockFusion):
         self.inner_cv = inner_cv
         self.search = search
         self.random_state = random_state
+        self.blocks = blocks
 
-    def fit(self, X: pd.DataFrame, y):
+    def fit(self, X, y, groups=None):
         """Fit the block models and their weights on the training rows.
 
         Args:
-            X: modelling table (``patient_id`` index).
-            y: binary labels, one per row.
+            X: modelling table (``patient_id`` index) or array with the columns of ``blocks``.
+            y: two class labels, one per row.
+            groups: patient of each row, for every inner CV; default ``X.index`` of a table, else
+                one per row. Routed by metadata routing after ``set_fit_request(groups=True)``.
 
         Returns:
             self
         """
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
-        blocks, labels = self._remember_input(X, y)
-        out_of_fold = self._fit_block_models(X, labels, blocks)
-        positive = labels == self.classes_[1]
+        table, labels, blocks = self._training_table(X, y, groups)
+        out_of_fold = self._fit_block_models(table, labels, blocks)
+        positive = labels == 1
         scores = {}
         for block in blocks:
             present = out_of_fold[block].notna().to_numpy()
@@ -126,11 +130,11 @@ class WeightedEnsembleFusion(_PerBlockFusion):
         self.weights_ = dict(zip(blocks, softmax(np.array(list(scores.values()), dtype=float))))
         return self
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Weighted average of the available block probabilities, shape (n_rows, 2).
+    def predict_proba(self, X) -> np.ndarray:
+        """Weighted average of the available block probabilities, shape (n_rows, 2), columns in the order of ``classes_``.
 
         Args:
-            X: modelling table with the columns seen in fit.
+            X: table or array with the columns seen in fit.
         """
         probabilities = self.block_probabilities(X)
         weights = np.array([self.weights_[block] for block in probabilities.columns])
@@ -162,6 +166,8 @@ class StackingFusion(_PerBlockFusion):
         inner_cv: inner folds for the out-of-fold probabilities.
         search: hyper-parameter search inside each block pipeline.
         random_state: seed of everything fitted.
+        blocks: None to read the blocks from ``"{block}__{feature}"`` column names (an array, or a
+            table without such names, is one block); or a mapping block -> column names or positions.
 
     Attributes:
         block_models_: fitted pipeline per block (refitted on all its training rows).
@@ -178,6 +184,7 @@ class StackingFusion(_PerBlockFusion):
         inner_cv: int = 5,
         search: bool = False,
         random_state: int | None = 0,
+        blocks: BlockSpec = None,
     ):
         self.classifier = classifier
         self.selection = selection
@@ -185,19 +192,22 @@ class StackingFusion(_PerBlockFusion):
         self.inner_cv = inner_cv
         self.search = search
         self.random_state = random_state
+        self.blocks = blocks
 
-    def fit(self, X: pd.DataFrame, y):
+    def fit(self, X, y, groups=None):
         """Fit block models, then the meta-learner on their out-of-fold probabilities.
 
         Args:
-            X: modelling table (``patient_id`` index).
-            y: binary labels, one per row.
+            X: modelling table (``patient_id`` index) or array with the columns of ``blocks``.
+            y: two class labels, one per row.
+            groups: patient of each row, for every inner CV; default ``X.index`` of a table, else
+                one per row. Routed by metadata routing after ``set_fit_request(groups=True)``.
 
         Returns:
             self
         """
-        blocks, labels = self._remember_input(X, y)
-        out_of_fold = self._fit_block_models(X, labels, blocks)
+        table, labels, blocks = self._training_table(X, y, groups)
+        out_of_fold = self._fit_block_models(table, labels, blocks)
         self.indicator_blocks_ = [block for block in blocks if out_of_fold[block].isna().any()]
         meta_features = self._meta_features(out_of_fold)
         self.meta_feature_names_ = list(meta_features.columns)
@@ -210,11 +220,11 @@ class StackingFusion(_PerBlockFusion):
             features[f"{block}__missing"] = probabilities[block].isna().astype(float)
         return pd.DataFrame(features, index=probabilities.index)
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Meta-learner probabilities, shape (n_rows, 2); NaN for rows with no block at all.
+    def predict_proba(self, X) -> np.ndarray:
+        """Meta-learner probabilities, shape (n_rows, 2) in the order of ``classes_``; NaN for rows with no block at all.
 
         Args:
-            X: modelling table with the columns seen in fit.
+            X: table or array with the columns seen in fit.
         """
         probabilities = self.block_probabilities(X)
         available = probabilities.notna()
