@@ -25,7 +25,7 @@ from dlradiomics.study.prediction import predict_manifest
 from dlradiomics.cohort import read_manifest
 from dlradiomics.models import ModelConfiguration, build_estimator
 from dlradiomics.study.features import compute_feature_tables, model_table_for
-from dlradiomics.study.stages import selections_for
+from dlradiomics.study.stages import dlr_for, selections_for
 from dlradiomics.study.settings import StudySettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +56,8 @@ def main() -> None:
                                       radiomics_params=run / "radiomics_params.yaml", progress=False)
     X, y, _ = model_table_for(features.tables, list(configuration.modalities), kinds)
     train = ~X.index.isin(test_patients)
-    estimator = build_estimator(configuration, selections=selections_for(settings), inner_cv=settings.cv.inner_folds,
+    estimator = build_estimator(configuration, selections=selections_for(settings), dlr=dlr_for(settings),
+                                inner_cv=settings.cv.inner_folds,
                                 random_state=settings.cv.seed)
     model = estimator.fit(X[train], y[train])
     chosen = test_patients.head(args.patients)

@@ -13,6 +13,15 @@ from dlradiomics.evaluation import (
     grid_configurations,
     run_grid,
 )
+from dlradiomics.models import (
+    DLRComposition,
+    DLRFusion,
+    EarlyFusion,
+    ModelConfiguration,
+    PCAStep,
+    WeightedEnsembleFusion,
+    build_estimator,
+)
 
 NO_SELECTION = {"radiomic": None, "deep": None, "dlr": None}
 
@@ -27,7 +36,7 @@ def complete_grid():
         fusions=("ensemble",),
         classifiers=("logistic",),
         selections=NO_SELECTION,
-        dlr_components=8,
+        dlr=DLRComposition(deep_components=8, radiomic_components=8, deep_components_per_modality=8),
         inner_splits=2,
         n_boot=100,
     )
@@ -135,3 +144,19 @@ def test_an_own_classifier_runs_in_the_grid_under_its_name():
         np.testing.assert_allclose(test["prob"], training_rows["label"].mean())
     with pytest.raises(ValueError, match="unknown classifier"):
         run_grid(tables, classifiers=("hgb",))
+
+
+def test_factory_composes_dlr_as_the_paper_and_reduces_deep_blocks_per_modality():
+    dlr_us_ensemble = ModelConfiguration("dlr", ("US",), "ensemble", "logistic")
+    paper = build_estimator(dlr_us_ensemble, dlr=DLRComposition(radiomic_components=20))
+    assert isinstance(paper, DLRFusion) and paper.composition == "paper"
+    assert (paper.deep_components, paper.radiomic_components, paper.deep_components_per_modality) == (51, 20, 32)
+    # the earlier composition stays available, with its routing: one model per kind block for one modality
+    whole = build_estimator(dlr_us_ensemble, dlr=DLRComposition(composition="whole_table"))
+    assert isinstance(whole, WeightedEnsembleFusion) and whole.selection == (PCAStep(32),)
+    whole_early = build_estimator(ModelConfiguration("dlr", ("US",), "early", "logistic"),
+                                  dlr=DLRComposition(composition="whole_table"), dlr_components=40)
+    assert whole_early.composition == "whole_table" and whole_early.n_components == 40
+    deep_early = build_estimator(ModelConfiguration("deep", ("US", "MG"), "early", "logistic"))
+    assert isinstance(deep_early, EarlyFusion)
+    assert deep_early.block_selection == (PCAStep(32),) and deep_early.selection is None

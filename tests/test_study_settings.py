@@ -7,7 +7,9 @@ import yaml
 from typer.testing import CliRunner
 
 from dlradiomics.cli import app
+from dlradiomics.models import ModelConfiguration, build_estimator
 from dlradiomics.study.settings import StudySettings, StudySettingsError, write_example_study
+from dlradiomics.study.stages import dlr_for
 
 
 def _write(tmp_path, mapping) -> str:
@@ -36,6 +38,8 @@ def test_example_study_is_valid_and_resolves_paths(tmp_path):
         ({"cohort": {"manifest": "m.csv"}, "fusion": ["late"]}, ["fusion.0", "'late'", "'stacking'"]),
         ({"cohort": {"manifest": "m.csv"}, "threshold": {"rule": "sensitivity"}}, ["threshold", "needs a value"]),
         ({"cohort": {"manifest": "m.csv"}, "bootstrapp": 100}, ["bootstrapp", "unknown key"]),
+        ({"cohort": {"manifest": "m.csv"}, "dlr": {"composition": "pca"}}, ["dlr.composition", "'pca'", "'whole_table'"]),
+        ({"cohort": {"manifest": "m.csv"}, "dlr": {"deep_components": 0}}, ["dlr.deep_components", "value 0"]),
         ({}, ["cohort", "required key is missing"]),
     ],
 )
@@ -72,6 +76,17 @@ def test_a_key_given_twice_is_refused_not_overwritten(tmp_path):
     path.write_text("cohort: {manifest: m.csv}\ncv: {outer_folds: 3}\ncv: {outer_folds: 10}\n")
     with pytest.raises(StudySettingsError, match="'cv' appears twice.*lines 2 and 3"):
         StudySettings.from_yaml(path)
+
+
+def test_dlr_keys_reach_the_dlr_estimator(tmp_path):
+    mapping = {"cohort": {"manifest": "m.csv"}, "deep": {"pca_components": 16},
+               "dlr": {"composition": "paper", "deep_components": 40, "radiomic_components": 30}}
+    settings = StudySettings.from_yaml(_write(tmp_path, mapping))
+    estimator = build_estimator(ModelConfiguration("dlr", ("US", "MG"), "stacking", "svm"), dlr=dlr_for(settings))
+    assert (estimator.composition, estimator.deep_components, estimator.radiomic_components) == ("paper", 40, 30)
+    assert estimator.deep_components_per_modality == 16
+    default = StudySettings.from_mapping({"cohort": {"manifest": "m.csv"}}).dlr
+    assert (default.composition, default.deep_components, default.radiomic_components) == ("paper", 51, 57)
 
 
 def test_fold_column_and_split_file_are_exclusive(tmp_path):

@@ -26,6 +26,7 @@ from dlradiomics.models import (
     CLASSIFIERS,
     FUSIONS,
     SOURCES,
+    DLRComposition,
     MissingBlockWarning,
     ModelConfiguration,
     SelectionFallbackWarning,
@@ -47,10 +48,11 @@ def run_grid(
     threshold: ThresholdRule = "youden",
     inner_splits: int = 3,
     selections: Mapping[str, Sequence[SelectionStep] | None] | None = None,
-    dlr_components: int = 108,
+    dlr: DLRComposition | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     n_jobs: int = 1,
+    dlr_components: int | None = None,
 ) -> GridResult:
     """Cross-validate every configuration of the grid on the same patient-grouped outer folds.
 
@@ -67,10 +69,11 @@ def run_grid(
         threshold: Threshold rule applied to inner out-of-fold predictions.
         inner_splits: Inner folds for the threshold and the inner AUC.
         selections: Selection steps per source, overriding `dlradiomics.models.DEFAULT_SELECTIONS`.
-        dlr_components: PCA components of DLR fusion.
+        dlr: How DLR fusion compresses its features (default: the paper's composition).
         n_boot: Bootstrap resamples of each CI.
         seed: Seed of folds, models and bootstrap.
         n_jobs: Configurations run in parallel (joblib processes).
+        dlr_components: The earlier spelling of ``dlr.whole_table_components``.
 
     Returns:
         The `GridResult`.
@@ -112,6 +115,7 @@ def run_grid(
             inner_splits=inner_splits,
             selections=selections,
             custom_classifiers=custom_classifiers,
+            dlr=dlr,
             dlr_components=dlr_components,
             n_boot=n_boot,
             seed=seed,
@@ -136,7 +140,8 @@ def _run_configuration(
     inner_splits: int,
     selections: Mapping[str, Sequence[SelectionStep] | None] | None,
     custom_classifiers: Mapping[str, BaseEstimator] | None,
-    dlr_components: int,
+    dlr: DLRComposition | None,
+    dlr_components: int | None,
     n_boot: int,
     seed: int,
 ) -> tuple[dict, pd.DataFrame | None]:
@@ -149,6 +154,7 @@ def _run_configuration(
         configuration,
         selections=selections,
         custom_classifiers=custom_classifiers,
+        dlr=dlr,
         dlr_components=dlr_components,
         inner_cv=inner_splits,
         random_state=seed,

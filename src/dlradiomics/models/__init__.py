@@ -31,6 +31,7 @@ from dlradiomics.models.factory import (
     build_estimator,
 )
 from dlradiomics.models.fusion import (
+    DLRComposition,
     DLRFusion,
     EarlyFusion,
     MissingBlockWarning,
@@ -63,6 +64,7 @@ __all__ = [
     "CorrelationStep",
     "DEFAULT_SELECTION",
     "DEFAULT_SELECTIONS",
+    "DLRComposition",
     "DLRFusion",
     "EarlyFusion",
     "FUSIONS",

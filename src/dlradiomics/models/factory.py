@@ -6,22 +6,26 @@ for several modalities the rows are patients (see `dlradiomics.models.table_leve
 
 - One block (``radiomic`` or ``deep`` with one modality): every fusion is the same model, a
   selection + classifier pipeline, recorded as ``fusion="single"``.
-- ``dlr`` with one modality fuses across the two kinds: early = `DLRFusion` (PCA over radiomic +
-  deep, then one classifier); ensemble / stacking = one model per kind block.
-- Several modalities: `EarlyFusion`, `WeightedEnsembleFusion`, `StackingFusion` over the blocks,
-  or `DLRFusion(strategy=...)` for ``dlr``.
+- ``dlr``: `DLRFusion(strategy=...)`, composed as the paper does by default (each modality's deep
+  block to 32 components, then a deep part and a radiomic part with their own component counts,
+  fused by the strategy; see `DLRComposition`). With ``composition="whole_table"`` the earlier
+  composition and routing: early = one PCA over radiomic + deep; late = one model per kind block
+  (one modality) or one PCA per modality (several).
+- Several modalities: `EarlyFusion`, `WeightedEnsembleFusion`, `StackingFusion` over the blocks.
+  Deep early fusion reduces each modality's deep block on its own (the ``deep`` selection per
+  block, e.g. 32 components each), as the paper does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sklearn.base import BaseEstimator
 
 from dlradiomics.models.blocks import table_level
 from dlradiomics.models.classifiers import DEFAULT_SELECTION, make_pipeline
-from dlradiomics.models.fusion import DLRFusion, EarlyFusion, StackingFusion, WeightedEnsembleFusion
+from dlradiomics.models.fusion import DLRComposition, DLRFusion, EarlyFusion, StackingFusion, WeightedEnsembleFusion
 from dlradiomics.models.selection import PCAStep, SelectionStep
 
 SOURCES = ("radiomic", "deep", "dlr")
@@ -82,9 +86,10 @@ def build_estimator(
     *,
     selections: Mapping[str, Sequence[SelectionStep] | None] | None = None,
     custom_classifiers: Mapping[str, BaseEstimator] | None = None,
-    dlr_components: int = 108,
+    dlr: DLRComposition | None = None,
     inner_cv: int = 3,
     random_state: int = 0,
+    dlr_components: int | None = None,
 ) -> BaseEstimator:
     """The unfitted estimator of one configuration.
 
@@ -93,9 +98,10 @@ def build_estimator(
         selections: Selection steps per source (default `DEFAULT_SELECTIONS`).
         custom_classifiers: Unfitted classifiers by name, for configurations whose classifier is
             not one of ``CLASSIFIERS`` (each is cloned; `make_pipeline` standardises its input).
-        dlr_components: PCA components of DLR fusion (the paper's 108).
+        dlr: How DLR fusion compresses its features (default `DLRComposition()`: the paper's).
         inner_cv: Inner folds of late fusion (ensemble weights, stacking meta-features).
         random_state: Seed of everything fitted.
+        dlr_components: The earlier spelling of ``dlr.whole_table_components``, kept for its callers.
 
     Returns:
         A scikit-learn classifier taking the configuration's modelling table.
@@ -103,17 +109,25 @@ def build_estimator(
     selection = {**DEFAULT_SELECTIONS, **(selections or {})}[configuration.source]
     classifier: str | BaseEstimator = (custom_classifiers or {}).get(configuration.classifier, configuration.classifier)
     fusion = configuration.fusion
+    dlr = dlr or DLRComposition()
+    if dlr_components is not None:
+        dlr = replace(dlr, whole_table_components=dlr_components)
     if fusion == "single":
         return make_pipeline(classifier, selection, random_state=random_state)
-    if configuration.source == "dlr" and (fusion == "early" or len(configuration.modalities) > 1):
+    if configuration.source == "dlr" and (
+        dlr.composition == "paper" or fusion == "early" or len(configuration.modalities) > 1
+    ):
         return DLRFusion(
             strategy=fusion,
-            n_components=dlr_components,
             classifier=classifier,
             meta="logistic",
             inner_cv=inner_cv,
             random_state=random_state,
+            **dlr.fusion_params(),
         )
+    if fusion == "early" and configuration.source == "deep":
+        # each modality's embedding is reduced on its own (the paper's 32 per modality)
+        return EarlyFusion(classifier=classifier, selection=None, block_selection=selection, random_state=random_state)
     if fusion == "early":
         return EarlyFusion(classifier=classifier, selection=selection, random_state=random_state)
     if fusion == "ensemble":

@@ -41,6 +41,7 @@ ClassifierName = Literal[
 ]
 FeatureSource = Literal["radiomic", "deep", "dlr"]
 FusionStrategy = Literal["single", "early", "ensemble", "stacking"]
+DLRCompositionName = Literal["paper", "whole_table"]
 ThresholdRule = Literal["youden", "sensitivity"]
 
 STUDY_FILE_MAX_BYTES = 1024 * 1024
@@ -300,6 +301,28 @@ ClassifierEntry = Annotated[
 ]
 
 
+class DLRSettings(_Section):
+    """How DLR fusion compresses radiomic and deep features, inside each training fold.
+
+    Args:
+        composition: "paper" (Lu et al. 2024: each modality's deep block to
+            `deep.pca_components`, then a deep part of `deep_components` and a radiomic part of
+            `radiomic_components`, fused by the configuration's strategy) or "whole_table" (one
+            PCA of `whole_table_components` over all blocks for early fusion, one per modality
+            for late fusion).
+        deep_components: components of the deep part (paper: 51).
+        radiomic_components: components of the radiomic part (paper: 57).
+        whole_table_components: components of the "whole_table" composition (paper's total: 108).
+
+    Every count is a ceiling: a training fold with fewer patients keeps fewer components.
+    """
+
+    composition: DLRCompositionName = "paper"
+    deep_components: int = Field(51, ge=1)
+    radiomic_components: int = Field(57, ge=1)
+    whole_table_components: int = Field(108, ge=1)
+
+
 class SelectionSettings(_Section):
     """Feature selection, fitted inside each training fold.
 
@@ -390,6 +413,7 @@ class StudySettings(_Section):
         qa: what data QA may let through (duplicates across patients).
         radiomics: PyRadiomics settings.
         deep: backbone for deep features.
+        dlr: how DLR fusion compresses radiomic + deep features.
         selection: feature selection.
         classifiers: classifiers tried in every experiment: names of the seven registered ones, or
             mappings `{name, estimator, params}` of your own (see `OwnClassifierSettings`).
@@ -409,6 +433,7 @@ class StudySettings(_Section):
     qa: QaSettings = QaSettings()
     radiomics: RadiomicsSettings = RadiomicsSettings()
     deep: DeepSettings = DeepSettings()
+    dlr: DLRSettings = DLRSettings()
     selection: SelectionSettings = SelectionSettings()
     classifiers: list[ClassifierEntry] = Field(default_factory=lambda: list(ALL_CLASSIFIERS), min_length=1)
     feature_sources: list[FeatureSource] = Field(default_factory=lambda: ["radiomic", "deep", "dlr"], min_length=1)

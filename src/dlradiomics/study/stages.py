@@ -7,7 +7,7 @@ import json
 import logging
 import warnings
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from dlradiomics.evaluation.crossval import FoldScheme
 from dlradiomics.models import (
     FUSIONS,
     CorrelationStep,
+    DLRComposition,
     LassoStep,
     MannWhitneyStep,
     ModelConfiguration,
@@ -155,6 +156,14 @@ def selections_for(settings: StudySettings) -> dict[str, tuple[SelectionStep, ..
     return {"radiomic": tuple(radiomic), "deep": deep, "dlr": deep}
 
 
+def dlr_for(settings: StudySettings) -> DLRComposition:
+    """The study's DLR composition (its ``dlr:`` section and the per-modality deep PCA)."""
+    return DLRComposition(composition=settings.dlr.composition, deep_components=settings.dlr.deep_components,
+                          radiomic_components=settings.dlr.radiomic_components,
+                          deep_components_per_modality=settings.deep.pca_components,
+                          whole_table_components=settings.dlr.whole_table_components)
+
+
 def own_classifiers_for(settings: StudySettings) -> dict[str, BaseEstimator]:
     """The study's own classifiers by name, unfitted and seeded with the study's seed."""
     return {entry.name: entry.build(random_state=settings.cv.seed) for entry in settings.own_classifiers()}
@@ -174,6 +183,7 @@ def grid_arguments(settings: StudySettings, modalities: list[str]) -> dict[str, 
         "threshold": settings.threshold.as_rule(),
         "inner_splits": settings.cv.inner_folds,
         "selections": selections_for(settings),
+        "dlr": dlr_for(settings),
         "n_boot": settings.report.bootstrap,
         "seed": settings.cv.seed,
     }
@@ -194,14 +204,15 @@ def canary_arguments(arguments: dict[str, Any], modalities: list[str]) -> dict[s
 
 
 def grid_cache_key(arguments: dict[str, Any], settings: StudySettings) -> dict[str, Any]:
-    """The grid arguments as plain values: selection steps as their fields, own classifiers as the
-    study file declares them (import path and parameters), everything else as it is."""
+    """The grid arguments as plain values: selection steps and the DLR composition as their fields, own
+    classifiers as the study file declares them (import path and parameters), everything else as it is."""
     own = {entry.name: entry.model_dump() for entry in settings.own_classifiers()}
     return {
         **arguments,
         "selections": {source: [describe_step(step) for step in steps] if steps is not None else None
                        for source, steps in arguments["selections"].items()},
         "custom_classifiers": {name: own[name] for name in arguments["custom_classifiers"]},
+        "dlr": asdict(arguments["dlr"]),
     }
 
 
@@ -252,8 +263,8 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
     kinds = list(configuration.kinds)
     X, y, groups = model_table_for(features.tables, list(configuration.modalities), kinds)
     estimator = build_estimator(configuration, selections=selections_for(settings),
-                                custom_classifiers=own_classifiers_for(settings), inner_cv=settings.cv.inner_folds,
-                                random_state=settings.cv.seed)
+                                custom_classifiers=own_classifiers_for(settings), dlr=dlr_for(settings),
+                                inner_cv=settings.cv.inner_folds, random_state=settings.cv.seed)
     with warnings.catch_warnings():
         # As in the grid: a selector keeping its best k on a small cohort is expected, not news.
         warnings.simplefilter("ignore", SelectionFallbackWarning)

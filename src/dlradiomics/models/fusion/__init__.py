@@ -17,12 +17,13 @@ else ``X.index`` of a table, else one group per row. Any two class labels work. 
 """
 
 from dlradiomics.models.fusion._base import MissingBlockWarning
-from dlradiomics.models.fusion.dlr import COMPOSITIONS, STRATEGIES, DLRFusion
+from dlradiomics.models.fusion.dlr import COMPOSITIONS, STRATEGIES, DLRComposition, DLRFusion
 from dlradiomics.models.fusion.early import EarlyFusion
 from dlradiomics.models.fusion.late import WEIGHTINGS, StackingFusion, WeightedEnsembleFusion
 
 __all__ = [
     "COMPOSITIONS",
+    "DLRComposition",
     "DLRFusion",
     "EarlyFusion",
     "MissingBlockWarning",

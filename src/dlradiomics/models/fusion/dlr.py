@@ -18,6 +18,8 @@ near-zero-variance component to a scaler.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +47,39 @@ EARLY_REDUCED_BLOCK = "DLR.pca"
 DEEP_PART = "DLR.deep"
 RADIOMIC_PART = "DLR.radiomic"
 DEEP_KIND = "deep"
+
+
+@dataclass(frozen=True)
+class DLRComposition:
+    """How DLR fusion compresses radiomic and deep features (a study's ``dlr:`` section, typed).
+
+    Args:
+        composition: ``"paper"`` or ``"whole_table"`` (see :class:`DLRFusion`).
+        deep_components: components of the deep part (paper: 51).
+        radiomic_components: components of the radiomic part (paper: 57).
+        deep_components_per_modality: components of each modality's deep block (paper: 32).
+        whole_table_components: components of the ``"whole_table"`` PCA (paper's total: 108).
+    """
+
+    composition: str = "paper"
+    deep_components: int = PAPER_DEEP_COMPONENTS
+    radiomic_components: int = PAPER_RADIOMIC_COMPONENTS
+    deep_components_per_modality: int = PAPER_DEEP_COMPONENTS_PER_MODALITY
+    whole_table_components: int = WHOLE_TABLE_COMPONENTS
+
+    def __post_init__(self) -> None:
+        if self.composition not in COMPOSITIONS:
+            raise ValueError(f"composition must be one of {COMPOSITIONS}, got {self.composition!r}")
+
+    def fusion_params(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`DLRFusion` that this composition sets."""
+        return {
+            "composition": self.composition,
+            "deep_components": self.deep_components,
+            "radiomic_components": self.radiomic_components,
+            "deep_components_per_modality": self.deep_components_per_modality,
+            "n_components": self.whole_table_components,
+        }
 
 
 def _scaled_pca(n_components: int, random_state: int | None) -> Pipeline:
