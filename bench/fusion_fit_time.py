@@ -3,7 +3,8 @@
 Trains on the images of ``fold5 != 1`` and predicts ``fold5 == 1``; prints the fit time of each
 model and a checksum of its held-out predict_proba, so that a speed change can be checked to leave
 results untouched (``--save`` / ``--compare`` write and check the probabilities to 1e-12).
-Run: ``nice .venv/bin/python bench/fusion_fit_time.py [--save before.npz | --compare before.npz]``.
+Run: ``nice .venv/bin/python bench/fusion_fit_time.py [--save before.npz | --compare before.npz]``
+(``--only NAME ...`` fits only the named models).
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ def main() -> None:
         "pipeline_radiomic_logistic": (make_pipeline("logistic"), [c for c in X.columns if c.startswith("US.radiomic__")]),
         "WeightedEnsembleFusion_logistic": (WeightedEnsembleFusion(classifier="logistic"), None),
         "StackingFusion_logistic": (StackingFusion(classifier="logistic"), None),
-        "DLRFusion_stacking_logistic": (DLRFusion(strategy="stacking", classifier="logistic"), None),
-        "DLRFusion_ensemble_logistic": (DLRFusion(strategy="ensemble", classifier="logistic"), None),
+        # the names without a suffix keep the composition they had before the paper's was added
+        "DLRFusion_stacking_logistic": (DLRFusion(strategy="stacking", classifier="logistic", composition="whole_table"), None),
+        "DLRFusion_ensemble_logistic": (DLRFusion(strategy="ensemble", classifier="logistic", composition="whole_table"), None),
+        "DLRFusion_stacking_logistic_paper": (DLRFusion(strategy="stacking", classifier="logistic"), None),
+        "DLRFusion_ensemble_logistic_paper": (DLRFusion(strategy="ensemble", classifier="logistic"), None),
     }
     results = {}
     total = 0.0
@@ -73,6 +77,9 @@ def main() -> None:
     if arguments.compare:
         reference = np.load(arguments.compare)
         for name, proba in results.items():
+            if name not in reference:
+                print(f"{name:<34} not in {arguments.compare}")
+                continue
             diff = np.nanmax(np.abs(proba - reference[name]))
             same_nan = np.array_equal(np.isnan(proba), np.isnan(reference[name]))
             print(f"{name:<34} max |diff| {diff:.3e}  nan pattern equal {same_nan}  {'OK' if diff <= 1e-12 and same_nan else 'DIFFERENT'}")
