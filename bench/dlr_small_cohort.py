@@ -12,7 +12,7 @@ Features come from the same store as ``bench/fusion_fit_time.py`` (radiomic parq
 
 Run (from the repository root)::
 
-    nice .venv/bin/python bench/dlr_small_cohort.py [--draws 5] [--patients 69]
+    nice .venv/bin/python bench/dlr_small_cohort.py [--draws 5] [--patients 69] [--one-image-per-patient]
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def feature_tables() -> dict[str, pd.DataFrame]:
     return {"radiomic": radiomic, "deep": deep}
 
 
-def draw_patients(tables: dict[str, pd.DataFrame], n_patients: int, seed: int) -> dict[str, pd.DataFrame]:
-    """A label-stratified random subset of patients, with all their images, in every table."""
+def draw_patients(tables: dict[str, pd.DataFrame], n_patients: int, seed: int, one_image: bool = False) -> dict[str, pd.DataFrame]:
+    """A label-stratified random subset of patients, with all their images (or the first by roi_id), in every table."""
     labels = tables["radiomic"].groupby("patient_id")["label"].first()
     rng = np.random.default_rng(seed)
     malignant = labels.index[labels == 1].to_numpy()
@@ -53,7 +53,11 @@ def draw_patients(tables: dict[str, pd.DataFrame], n_patients: int, seed: int) -
     chosen = set(rng.choice(malignant, n_malignant, replace=False)) | set(
         rng.choice(benign, n_patients - n_malignant, replace=False)
     )
-    return {kind: frame[frame["patient_id"].isin(chosen)].reset_index(drop=True) for kind, frame in tables.items()}
+    subset = {kind: frame[frame["patient_id"].isin(chosen)] for kind, frame in tables.items()}
+    if one_image:
+        first = set(subset["radiomic"].sort_values("roi_id").groupby("patient_id")["roi_id"].first())
+        subset = {kind: frame[frame["roi_id"].isin(first)] for kind, frame in subset.items()}
+    return {kind: frame.reset_index(drop=True) for kind, frame in subset.items()}
 
 
 def main() -> None:
@@ -63,6 +67,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--classifier", default="logistic")
     parser.add_argument("--compositions", nargs="+", default=["paper", "whole_table"])
+    parser.add_argument("--one-image-per-patient", action="store_true",
+                        help="keep each patient's first image only (issue 10's cohort had 69 patients, 70 images)")
     arguments = parser.parse_args()
     warnings.simplefilter("ignore")
     tables = feature_tables()
@@ -70,7 +76,7 @@ def main() -> None:
     dlr_runs = [{"composition": c} for c in arguments.compositions] if has_dlr_settings else [None]
     rows = []
     for draw in range(arguments.draws):
-        subset = draw_patients(tables, arguments.patients, seed=draw)
+        subset = draw_patients(tables, arguments.patients, seed=draw, one_image=arguments.one_image_per_patient)
         common = dict(modality_sets=[("US",)], fusions=("early",), classifiers=(arguments.classifier,),
                       outer=RepeatedPatientKFold(n_splits=arguments.folds, seed=draw), n_boot=200, seed=draw)
         started = time.perf_counter()
