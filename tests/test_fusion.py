@@ -164,9 +164,8 @@ def test_paper_dlr_reduces_each_modality_deep_block_then_the_deep_and_radiomic_p
     radiomic_sources, _, radiomic_reducer = fusion.reducers_["DLR.radiomic"]
     deep_sources, _, deep_reducer = fusion.reducers_["DLR.deep"]
     assert radiomic_sources == ["US.radiomic", "MG.radiomic"] and deep_sources == ["US.deep", "MG.deep"]
-    per_modality = deep_reducer.named_steps["per_modality"]
     # 32 components of each modality's deep block, joined (64) and reduced to the paper's 51
-    assert [per_modality.named_transformers_[block][-1].n_components_ for block in deep_sources] == [32, 32]
+    assert [fusion.block_reducers_[block][-1].n_components_ for block in deep_sources] == [32, 32]
     assert deep_reducer[-1].n_components_ == 51
     assert radiomic_reducer[-1].n_components_ == 57  # 80 radiomic columns -> 57
     reduced = fusion.transform_blocks(X)
@@ -178,8 +177,9 @@ def test_paper_dlr_reduces_each_modality_deep_block_then_the_deep_and_radiomic_p
     mg_deep = [column for column in X if column.startswith("MG.deep__")]
     shuffled_mg[mg_deep] = X[mg_deep].to_numpy()[np.random.default_rng(0).permutation(len(X))]
     refitted = DLRFusion("early", **LIGHT).fit(shuffled_mg, y)
-    us_components = lambda model: model.reducers_["DLR.deep"][2].named_steps["per_modality"].named_transformers_["US.deep"][-1].pca_.components_
-    np.testing.assert_allclose(us_components(refitted), us_components(fusion))
+    np.testing.assert_allclose(
+        refitted.block_reducers_["US.deep"][-1].pca_.components_, fusion.block_reducers_["US.deep"][-1].pca_.components_
+    )
 
     # the paper's late strategies fit one model per part
     ensemble = DLRFusion("ensemble", inner_cv=3, **LIGHT).fit(X, y)
@@ -190,7 +190,7 @@ def test_paper_dlr_caps_every_pca_at_a_small_training_fold():
     X, y = multimodal_table({"US.radiomic": 1.5, "US.deep": 1.0}, n_patients=30, n_features=50)
     early = DLRFusion("early", **LIGHT).fit(X, y)
     deep_reducer = early.reducers_["DLR.deep"][2]
-    assert deep_reducer.named_steps["per_modality"].named_transformers_["US.deep"][-1].n_components_ == 29
+    assert early.block_reducers_["US.deep"][-1].n_components_ == 29
     # early fusion: 51 + 57 components exceed the 29 that 30 rows hold; they share them 51:57
     assert early.part_components_ == {"DLR.deep": 14, "DLR.radiomic": 15}
     assert deep_reducer[-1].n_components_ == 14
@@ -217,13 +217,13 @@ def test_dlr_pca_is_fitted_on_training_rows_only():
 def test_early_fusion_reduces_each_block_on_its_own_with_block_selection():
     X, y = multimodal_table({"US.deep": 1.0, "MG.deep": 0.8}, n_patients=80, n_features=40)
     per_block = EarlyFusion(selection=None, block_selection=("pca:8",)).fit(X, y)
-    reduced_columns = per_block.pipeline_[:-1].transform(X).columns.tolist()
+    reduced_columns = per_block.transform_blocks(X).columns.tolist()
     assert len(reduced_columns) == 16
     assert reduced_columns[0] == "US.deep__pca0" and reduced_columns[8] == "MG.deep__pca0"
     # the US part equals a PCA fitted on the US block alone
     us_alone = make_preprocessing(("pca:8",)).fit(X[[c for c in X if c.startswith("US.deep")]])
     np.testing.assert_allclose(
-        per_block.pipeline_.named_steps["blocks"].named_transformers_["US.deep"][-1].pca_.components_,
+        per_block.block_reducers_["US.deep"][-1].pca_.components_,
         us_alone[-1].pca_.components_,
     )
     concatenated = EarlyFusion(selection=("pca:8",)).fit(X, y)

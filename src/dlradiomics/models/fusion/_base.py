@@ -115,6 +115,61 @@ def describe_missing(presence: pd.DataFrame, rows: np.ndarray, limit: int = 10) 
     return "; ".join(parts) + (f"; and {more} more row(s)" if more > 0 else "")
 
 
+def fit_block_reducers(table: pd.DataFrame, blocks: dict[str, list[str]], reduced: Sequence[str], make_reducer,
+                       labels: np.ndarray) -> dict[str, BaseEstimator]:
+    """Fit one reducer per named block, each on the rows that have the block.
+
+    Args:
+        table: modelling table of the training rows.
+        blocks: block -> columns of ``table``.
+        reduced: the blocks to reduce.
+        make_reducer: ``make_reducer()`` returns an unfitted transformer (e.g. scale -> PCA).
+        labels: training labels (for supervised reducers such as selectors).
+
+    Returns:
+        Fitted reducer per reduced block.
+    """
+    presence = block_presence(table, blocks)
+    reducers = {}
+    for block in reduced:
+        present = presence[block].to_numpy()
+        reducers[block] = make_reducer().fit(table.loc[present, blocks[block]], labels[present])
+    return reducers
+
+
+def apply_block_reducers(table: pd.DataFrame, blocks: dict[str, list[str]],
+                         reducers: Mapping[str, BaseEstimator]) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Replace each reduced block's columns by its reducer's output; other blocks pass through.
+
+    Output columns are named ``"{block}__{name}"`` (e.g. ``US.deep__pca0``); a row lacking the
+    block gets NaN in its reduced columns.
+
+    Returns:
+        ``(table, blocks)`` after the reduction, blocks in the same order.
+    """
+    if not reducers:
+        return table, blocks
+    presence = block_presence(table, blocks)
+    parts, reduced_blocks = [], {}
+    for block, columns in blocks.items():
+        if block not in reducers:
+            parts.append(table[columns])
+            reduced_blocks[block] = list(columns)
+            continue
+        reducer = reducers[block]
+        names = [
+            str(name) if str(name).startswith(f"{block}{BLOCK_SEPARATOR}") else f"{block}{BLOCK_SEPARATOR}{name}"
+            for name in reducer.get_feature_names_out()
+        ]
+        values = np.full((len(table), len(names)), np.nan)
+        present = presence[block].to_numpy()
+        if present.any():
+            values[present] = np.asarray(reducer.transform(table.loc[present, columns]), dtype=float)
+        parts.append(pd.DataFrame(values, index=table.index, columns=names))
+        reduced_blocks[block] = names
+    return pd.concat(parts, axis=1), reduced_blocks
+
+
 def out_of_fold_proba(model, X: pd.DataFrame, y: np.ndarray, inner_cv: int, random_state: int | None) -> np.ndarray:
     """Probability of the positive class for every row, each from a model that never saw the row's patient."""
     splitter = PatientGroupKFold(inner_cv, random_state=random_state)

@@ -24,14 +24,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.compose import ColumnTransformer
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dlradiomics.models.blocks import BLOCK_SEPARATOR, kind_of, modality_of
-from dlradiomics.models.fusion._base import BlockSpec, FusionClassifier, block_presence
+from dlradiomics.models.fusion._base import (
+    BlockSpec,
+    FusionClassifier,
+    apply_block_reducers,
+    block_presence,
+    fit_block_reducers,
+)
 from dlradiomics.models.fusion.early import EarlyFusion
 from dlradiomics.models.fusion.late import StackingFusion, WeightedEnsembleFusion
 from dlradiomics.models.reduction import BoundedPCA
@@ -133,7 +138,9 @@ class DLRFusion(FusionClassifier):
             mapping block -> column names or positions (name deep blocks ``"{modality}.deep"``).
 
     Attributes:
-        reducers_: per reduced block, ``(source blocks, source columns, fitted pipeline)``.
+        block_reducers_: per deep block, its own fitted reduction (``"paper"``; empty for ``"whole_table"``).
+        reducers_: per reduced block, ``(source blocks, source columns, fitted pipeline)``; for the
+            ``"paper"`` deep part the source columns are the deep blocks' reduced columns.
         part_components_: components asked of the deep and radiomic parts (``"paper"``), after the
             early strategy's joint cap; each PCA may keep fewer (its ``n_components_``).
         fusion_: the fitted fusion estimator on the reduced table.
@@ -174,7 +181,10 @@ class DLRFusion(FusionClassifier):
         self.blocks = blocks
 
     def _reducers(self, blocks: dict[str, list[str]]) -> dict[str, tuple[list[str], Pipeline]]:
-        """Unfitted reducers: reduced block -> (its source blocks, pipeline over their columns)."""
+        """Unfitted reducers: reduced block -> (its source blocks, pipeline over their columns).
+
+        For ``"paper"``, ``blocks`` are those after each deep block's own reduction (``block_reducers_``).
+        """
         if self.composition == "whole_table":
             if self.strategy == "early":
                 groups = {EARLY_REDUCED_BLOCK: list(blocks)}
@@ -189,17 +199,9 @@ class DLRFusion(FusionClassifier):
         if radiomic:
             reducers[RADIOMIC_PART] = (radiomic, _scaled_pca(self.part_components_[RADIOMIC_PART], self.random_state))
         if deep:
-            per_modality = ColumnTransformer(
-                [
-                    (block, _scaled_pca(self.deep_components_per_modality, self.random_state), blocks[block])
-                    for block in deep
-                ]
-            )
             # no scaling between the two PCAs: the joined per-modality components keep their
             # variances, so the second PCA ranks directions of the deep features as a whole
-            joined = Pipeline(
-                [("per_modality", per_modality), ("pca", BoundedPCA(self.part_components_[DEEP_PART], random_state=self.random_state))]
-            )
+            joined = Pipeline([("pca", BoundedPCA(self.part_components_[DEEP_PART], random_state=self.random_state))])
             reducers[DEEP_PART] = (deep, joined)
         return reducers
 
@@ -250,12 +252,20 @@ class DLRFusion(FusionClassifier):
         presence = block_presence(table, blocks)
         self.reducers_ = {}
         self.part_components_ = self._part_components(blocks, int(presence.all(axis=1).sum()))
-        for reduced_block, (source_blocks, reducer) in self._reducers(blocks).items():
-            columns = [column for block in source_blocks for column in blocks[block]]
+        self.block_reducers_ = {}
+        if self.composition == "paper":
+            deep_blocks = [block for block in blocks if kind_of(block) == DEEP_KIND]
+            self.block_reducers_ = fit_block_reducers(
+                table, blocks, deep_blocks,
+                lambda: _scaled_pca(self.deep_components_per_modality, self.random_state), labels,
+            )
+        per_block, per_block_columns = apply_block_reducers(table, blocks, self.block_reducers_)
+        for reduced_block, (source_blocks, reducer) in self._reducers(per_block_columns).items():
+            columns = [column for block in source_blocks for column in per_block_columns[block]]
             complete = presence[source_blocks].all(axis=1).to_numpy()
             if not complete.any():
                 raise ValueError(f"DLRFusion: no training row has every block of {source_blocks}")
-            reducer.fit(table.loc[complete, columns])
+            reducer.fit(per_block.loc[complete, columns])
             self.reducers_[reduced_block] = (source_blocks, columns, reducer)
         self.fusion_ = self._make_fusion().fit(self._reduce(table), labels)
         self.dropped_patients_ = list(getattr(self.fusion_, "dropped_patients_", []))
@@ -263,6 +273,7 @@ class DLRFusion(FusionClassifier):
 
     def _reduce(self, table: pd.DataFrame) -> pd.DataFrame:
         presence = block_presence(table, self.block_columns_)
+        table, _ = apply_block_reducers(table, self.block_columns_, self.block_reducers_)
         reduced_parts = []
         for reduced_block, (source_blocks, columns, reducer) in self.reducers_.items():
             complete = presence[source_blocks].all(axis=1).to_numpy()

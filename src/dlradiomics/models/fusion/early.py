@@ -8,16 +8,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.compose import ColumnTransformer
-from sklearn.pipeline import Pipeline
 
 from dlradiomics.models.classifiers import DEFAULT_SELECTION, make_pipeline, make_preprocessing
 from dlradiomics.models.fusion._base import (
     BlockSpec,
     FusionClassifier,
     MissingBlockWarning,
+    apply_block_reducers,
     block_presence,
     describe_missing,
+    fit_block_reducers,
 )
 
 
@@ -46,8 +46,8 @@ class EarlyFusion(FusionClassifier):
             concatenation (e.g. ``("pca:32",)``); None for none.
 
     Attributes:
-        pipeline_: the fitted pipeline (its first step ``"blocks"`` reduces each block when
-            ``block_selection`` is given).
+        block_reducers_: per block, the fitted reducer of ``block_selection`` (empty without it).
+        pipeline_: the fitted pipeline on the concatenated (reduced) blocks.
         dropped_patients_: patients left out of fit for a missing block.
         blocks_: block names; ``block_columns_``: each block's columns in the modelling table.
         classes_: the two class labels; ``n_features_in_``, ``feature_names_in_``: the input seen in fit.
@@ -97,22 +97,25 @@ class EarlyFusion(FusionClassifier):
         kept_labels = labels[~incomplete]
         if len(np.unique(kept_labels)) < 2:
             raise ValueError("EarlyFusion: the rows with every block hold a single class")
-        self.pipeline_ = self._make_pipeline(blocks).fit(table.loc[~incomplete], kept_labels)
+        kept = table.loc[~incomplete]
+        self.block_reducers_ = {}
+        if self.block_selection is not None:
+            self.block_reducers_ = fit_block_reducers(
+                kept, blocks, list(blocks),
+                lambda: make_preprocessing(self.block_selection, random_state=self.random_state), kept_labels,
+            )
+        reduced, _ = apply_block_reducers(kept, blocks, self.block_reducers_)
+        model = make_pipeline(self.classifier, self.selection, random_state=self.random_state, search=self.search)
+        self.pipeline_ = model.fit(reduced, kept_labels)
         return self
 
-    def _make_pipeline(self, blocks: dict[str, list[str]]) -> Pipeline:
-        model = make_pipeline(self.classifier, self.selection, random_state=self.random_state, search=self.search)
-        if self.block_selection is None:
-            return model
-        per_block = ColumnTransformer(
-            [
-                (block, make_preprocessing(self.block_selection, random_state=self.random_state), columns)
-                for block, columns in blocks.items()
-            ],
-            # output columns "{block}__{component}", the modelling-table naming
-            verbose_feature_names_out=True,
-        )
-        return Pipeline([("blocks", per_block), *model.steps]).set_output(transform="pandas")
+    def transform_blocks(self, X) -> pd.DataFrame:
+        """The table the classifier pipeline sees: every block after its ``block_selection`` reducer.
+
+        Args:
+            X: table or array with the columns seen in fit.
+        """
+        return apply_block_reducers(self._prediction_table(X), self.block_columns_, self.block_reducers_)[0]
 
     def block_probabilities(self, X) -> pd.DataFrame:
         """Probability of ``classes_[1]`` from the single fused model, column ``"early"`` (NaN where a block is missing).
@@ -125,7 +128,8 @@ class EarlyFusion(FusionClassifier):
         complete = presence.all(axis=1).to_numpy()
         positive = np.full(len(table), np.nan)
         if complete.any():
-            positive[complete] = self.pipeline_.predict_proba(table.loc[complete])[:, 1]
+            reduced, _ = apply_block_reducers(table.loc[complete], self.block_columns_, self.block_reducers_)
+            positive[complete] = self.pipeline_.predict_proba(reduced)[:, 1]
         self._warn_unpredictable(presence, ~complete, "early fusion needs every block")
         return pd.DataFrame({"early": positive}, index=table.index)
 
