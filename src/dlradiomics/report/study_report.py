@@ -168,8 +168,9 @@ def methods_section(inputs: StudyReportInputs) -> ReportSection:
         f"radiomics included). Both are cached per image content and setting.{_views_words(s.cohort.views)}",
         "Models. Radiomic blocks: Mann-Whitney U (p < "
         f"{s.selection.mann_whitney_p}), Spearman redundancy filter (|rho| > {s.selection.correlation_threshold})"
-        f"{', LASSO' if s.selection.lasso else ''}; deep and DLR blocks: PCA to {s.deep.pca_components} components "
-        f"(DLR fusion: PCA to at most 108). Classifiers: {', '.join(map(_classifier_label, s.classifiers))}. Feature sources: "
+        f"{', LASSO' if s.selection.lasso else ''}; deep blocks: PCA to {s.deep.pca_components} components per "
+        f"modality; DLR fusion: {_dlr_method(s)}. Classifiers: {', '.join(map(_classifier_label, s.classifiers))}. "
+        "Feature sources: "
         f"{', '.join(s.feature_sources)}; fusion: {', '.join(s.fusion)} (ensemble weights = softmax of inner-CV "
         "accuracies; stacking meta-learner = logistic regression on inner out-of-fold probabilities). Images of one "
         "patient and modality are averaged to one patient probability.",
@@ -357,3 +358,11 @@ def write_study_report(inputs: StudyReportInputs):
     return write_report(inputs.run.report_dir, title=f"dlradiomics report: {inputs.settings.name}", opening=opening,
                         sections=sections, footer=f"dlradiomics; run folder {inputs.run.root}")
 
+
+def _dlr_method(s: Any) -> str:
+    """How DLR fusion compressed the features, in words (component counts are ceilings per training fold)."""
+    if s.dlr.composition == "whole_table":
+        return f"one PCA of all radiomic and deep features to at most {s.dlr.whole_table_components} components"
+    return (f"deep features to {s.deep.pca_components} components per modality, then a deep part of at most "
+            f"{s.dlr.deep_components} and a radiomic part of at most {s.dlr.radiomic_components} components "
+            "(the paper's composition; smaller training folds keep fewer)")
