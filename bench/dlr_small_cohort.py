@@ -3,9 +3,9 @@
 For each of ``--draws`` seeded draws of ``--patients`` BUS-BRA patients (stratified by label, all
 their images), the experiment grid cross-validates the radiomic model (Mann-Whitney ->
 correlation -> LASSO -> logistic) and DLR early fusion in ``--folds`` patient-grouped folds, and
-prints the patient-level AUC of each and the gap. With this branch's sources the DLR rows are run
-for each composition in ``--compositions``; with an older checkout (no ``dlr`` argument in
-``run_grid``) the grid's own DLR is run once, labelled ``as-built``.
+prints the patient-level AUC of each and the gap. The DLR rows are run for each composition in
+``--compositions``; with a checkout from before ``DLRComposition`` existed the grid's own DLR is
+run once, labelled ``as-built``.
 
 Features come from the same store as ``bench/fusion_fit_time.py`` (radiomic parquet of
 ``dlradiomics extract`` and EfficientNet-Lite0 embeddings, margin 0.1).
@@ -18,7 +18,6 @@ Run (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import inspect
 import time
 import warnings
 from pathlib import Path
@@ -30,6 +29,11 @@ from dlradiomics.cohort import Cohort
 from dlradiomics.evaluation.grid import run_grid
 from dlradiomics.evaluation.splits import RepeatedPatientKFold
 from dlradiomics.features.deep import compute_embeddings
+
+try:
+    from dlradiomics.models import DLRComposition
+except ImportError:  # a checkout from before the paper's composition: its DLR runs as built
+    DLRComposition = None
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,8 +76,7 @@ def main() -> None:
     arguments = parser.parse_args()
     warnings.simplefilter("ignore")
     tables = feature_tables()
-    has_dlr_settings = "dlr" in inspect.signature(run_grid).parameters
-    dlr_runs = [{"composition": c} for c in arguments.compositions] if has_dlr_settings else [None]
+    dlr_runs = [DLRComposition(composition=c) for c in arguments.compositions] if DLRComposition else [None]
     rows = []
     for draw in range(arguments.draws):
         subset = draw_patients(tables, arguments.patients, seed=draw, one_image=arguments.one_image_per_patient)
@@ -86,7 +89,7 @@ def main() -> None:
         for dlr in dlr_runs:
             extra = {"dlr": dlr} if dlr is not None else {}
             result = run_grid(subset, sources=("dlr",), **common, **extra).results.iloc[0]
-            name = f"dlr_{dlr['composition']}" if dlr is not None else "dlr_as-built"
+            name = f"dlr_{dlr.composition}" if dlr is not None else "dlr_as-built"
             row[name] = result["auc"] if result["status"] == "ok" else np.nan
             row[f"gap_{name[4:]}"] = row["radiomic"] - row[name]
         row["seconds"] = time.perf_counter() - started

@@ -22,12 +22,15 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from dlradiomics.models.blocks import BLOCK_SEPARATOR, blocks_of
 from dlradiomics.models.inner_cv import PatientGroupKFold, patient_groups
+from dlradiomics.models.selection import SelectionStep
 
 # The one block of a table whose columns carry no block names (an array, or plain column names).
 SINGLE_BLOCK = "X"
 PATIENT_INDEX = "patient_id"
 
 BlockSpec = Mapping[str, Sequence[str] | Sequence[int]] | None
+# Selection steps as `make_pipeline` takes them: typed steps, or their text form ("pca:32").
+Selection = SelectionStep | str | Sequence[SelectionStep | str] | None
 
 
 class MissingBlockWarning(UserWarning):

@@ -17,7 +17,6 @@ near-zero-variance component to a scaler.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,7 @@ from dlradiomics.models.blocks import BLOCK_SEPARATOR, kind_of, modality_of
 from dlradiomics.models.fusion._base import (
     BlockSpec,
     FusionClassifier,
+    Selection,
     apply_block_reducers,
     block_presence,
     fit_block_reducers,
@@ -153,7 +153,7 @@ class DLRFusion(FusionClassifier):
         strategy: str = "early",
         n_components: int = WHOLE_TABLE_COMPONENTS,
         classifier: str | BaseEstimator = "logistic",
-        selection: str | Sequence[str] | None = None,
+        selection: Selection = None,
         meta: str | BaseEstimator = "logistic",
         weighting: str = "accuracy",
         inner_cv: int = 5,

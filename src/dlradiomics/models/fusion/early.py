@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,6 +13,7 @@ from dlradiomics.models.fusion._base import (
     BlockSpec,
     FusionClassifier,
     MissingBlockWarning,
+    Selection,
     apply_block_reducers,
     block_presence,
     describe_missing,
@@ -56,11 +56,11 @@ class EarlyFusion(FusionClassifier):
     def __init__(
         self,
         classifier: str | BaseEstimator = "logistic",
-        selection: str | Sequence[str] | None = DEFAULT_SELECTION,
+        selection: Selection = DEFAULT_SELECTION,
         search: bool = False,
         random_state: int | None = 0,
         blocks: BlockSpec = None,
-        block_selection: str | Sequence[str] | None = None,
+        block_selection: Selection = None,
     ):
         self.classifier = classifier
         self.selection = selection

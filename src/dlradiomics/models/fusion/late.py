@@ -6,7 +6,6 @@ the blocks the patient has; each block model is trained on the rows that have it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,7 @@ from sklearn.base import BaseEstimator
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from dlradiomics.models.classifiers import DEFAULT_SELECTION, make_pipeline
-from dlradiomics.models.fusion._base import BlockSpec, FusionClassifier, block_presence, out_of_fold_proba
+from dlradiomics.models.fusion._base import BlockSpec, FusionClassifier, Selection, block_presence, out_of_fold_proba
 
 WEIGHTINGS = ("accuracy", "auc")
 
@@ -86,7 +85,7 @@ class WeightedEnsembleFusion(_PerBlockFusion):
     def __init__(
         self,
         classifier: str | BaseEstimator = "logistic",
-        selection: str | Sequence[str] | None = DEFAULT_SELECTION,
+        selection: Selection = DEFAULT_SELECTION,
         weighting: str = "accuracy",
         inner_cv: int = 5,
         search: bool = False,
@@ -179,7 +178,7 @@ class StackingFusion(_PerBlockFusion):
     def __init__(
         self,
         classifier: str | BaseEstimator = "logistic",
-        selection: str | Sequence[str] | None = DEFAULT_SELECTION,
+        selection: Selection = DEFAULT_SELECTION,
         meta: str | BaseEstimator = "logistic",
         inner_cv: int = 5,
         search: bool = False,
