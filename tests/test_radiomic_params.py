@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -75,6 +77,19 @@ def test_settings_hash_depends_on_content_not_key_order():
 def test_a_misspelt_setting_is_refused_with_its_name():
     with pytest.raises(ValueError, match="binWidht"):
         create_extractor(load_radiomics_params(overrides={"setting": {"binWidht": 5}}))
+
+
+def test_a_refused_setting_prints_nothing_but_its_error():
+    # pykwalify logs each schema error before raising; outside pytest's log capture that log would
+    # reach the terminal above the one-line message, so this runs in a fresh interpreter.
+    script = ("from dlradiomics.features.radiomic import create_extractor, load_radiomics_params\n"
+              "try:\n"
+              "    create_extractor(load_radiomics_params(overrides={'setting': {'binWidht': 5}}))\n"
+              "except ValueError as error:\n"
+              "    print(error)\n")
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "binWidht" in finished.stdout
+    assert "validation.invalid" not in finished.stderr and "binWidht" not in finished.stderr
 
 
 def test_settings_hash_changes_with_the_extraction_convention():

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from dlradiomics.cli import app
+from dlradiomics.cli.app import app
 
 # Enough failures on screen to see what went wrong; the full list is in failures.csv.
 _FAILURES_SHOWN = 20

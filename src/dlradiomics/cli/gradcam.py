@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from dlradiomics.cli import app
+from dlradiomics.cli.app import app
 from dlradiomics.features.defaults import DEFAULT_BACKBONE
 
 _HEAD_TYPE = "dlradiomics.features.deep.head.EmbeddingHeadClassifier"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from dlradiomics.cli import app
+from dlradiomics.cli.app import app
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from dlradiomics.cli import app
+from dlradiomics.cli.app import app
 
 
 @app.command()

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from dlradiomics.cli import app
+from dlradiomics.cli.app import app
 
 weights_app = typer.Typer(
     help="ImageNet weights for the CNN backbones: download (needs internet), add a file fetched elsewhere, list.",

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 # PyRadiomics logs a line per feature class at INFO; across a cohort that drowns real warnings.
 radiomics.setVerbosity(logging.ERROR)
+# PyRadiomics validates settings with pykwalify, which logs every schema error at ERROR before
+# raising; the ValueError raised below already names the key, so the log would only repeat it
+# above the user's one-line message.
+logging.getLogger("pykwalify").setLevel(logging.CRITICAL)
 
 _ORIGINAL = "original"
 # PyRadiomics names every feature "{image type}_{feature class}_{feature}", e.g.
