@@ -29,6 +29,7 @@ def embed(
     device: Optional[str] = typer.Option(None, "--device", help="cuda or cpu. Default: CUDA when available."),
     save_crops: bool = typer.Option(False, "--save-crops", help="Also save each network input crop as PNG in OUT/crops."),
     strict: bool = typer.Option(False, "--strict", help="Exit with status 1 if any ROI failed."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the count of ROIs embedded and the time left."),
 ) -> None:
     """Embed every ROI of MANIFEST with a frozen ImageNet CNN (global-average-pool output), reusing the store.
 
@@ -48,7 +49,7 @@ def embed(
         typer.echo(f"skipped: {problem}", err=True)
     result = compute_embeddings(
         cohort, network, store_dir=store_dir, batch_size=batch_size, margin=margin,
-        device=device, crops_dir=out / "crops" if save_crops else None,
+        device=device, crops_dir=out / "crops" if save_crops else None, progress=progress,
     )
     paths = write_embeddings(result, out)
     failures = embedding_failures(result)

@@ -45,6 +45,7 @@ def qa(
     ),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes for the per-image checks."),
     strict: bool = typer.Option(False, "--strict", help="Exit with status 1 if any row is flagged or the manifest has problems."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the count of images checked and the time left."),
 ) -> None:
     """Run data QA on a manifest and write the table and summary (help text: ``_QA_HELP``)."""
     from dlradiomics.cli.boundary import prepare_output_folder
@@ -55,7 +56,8 @@ def qa(
     cohort.raise_for_file_problems()
     folder = prepare_output_folder(out)  # a read-only --out fails now, not after the checks
     table, summary = run_qa(
-        cohort, tiny_mask_pixels=tiny_mask_pixels, near_duplicate_distance=near_duplicate_distance, n_jobs=jobs
+        cohort, tiny_mask_pixels=tiny_mask_pixels, near_duplicate_distance=near_duplicate_distance, n_jobs=jobs,
+        progress=progress,
     )
     paths = write_qa_report(table, summary, folder)
     typer.echo(

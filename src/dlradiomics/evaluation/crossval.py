@@ -9,6 +9,7 @@ those predictions is kept, so model choice can rest on training data alone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -22,6 +23,7 @@ from dlradiomics.evaluation.splits import OuterFold, RepeatedPatientKFold, iter_
 from dlradiomics.evaluation.threshold import ThresholdRule, choose_threshold
 from dlradiomics.models.blocks import aggregate_by_patient
 from dlradiomics.models.inner_cv import PatientGroupKFold
+from dlradiomics.models.terms import model_terms
 
 PREDICTION_COLUMNS = ("patient_id", "repeat", "fold", "y_true", "prob", "threshold", "inner_auc")
 THRESHOLD_SOURCES = ("inner_oof", "train")
@@ -65,7 +67,8 @@ def cross_validate_patients(
     unscored: str = "raise",
     seed: int = 0,
     n_jobs: int = 1,
-) -> pd.DataFrame:
+    return_terms: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Out-of-fold patient-level predictions of an estimator under nested, grouped CV.
 
     Args:
@@ -86,11 +89,13 @@ def cross_validate_patients(
             left out of the returned table, so the number of patients shows it).
         seed: Seed of the inner folds.
         n_jobs: Outer folds fitted in parallel (joblib).
+        return_terms: Also return what each outer fold's fitted model reads: its selected
+            columns and their weights (`dlradiomics.models.model_terms`), with ``repeat, fold``.
 
     Returns:
         One row per test patient and repeat with columns ``PREDICTION_COLUMNS``; ``inner_auc``
         is the AUC of the inner out-of-fold predictions of that fold (NaN with
-        ``threshold_source="train"``).
+        ``threshold_source="train"``). With ``return_terms``, ``(predictions, terms)``.
 
     Raises:
         ValueError: On misaligned inputs, an unknown threshold source, or a test patient left
@@ -106,8 +111,8 @@ def cross_validate_patients(
         raise ValueError(f"X has {len(X)} rows, y {len(y)} and groups {len(groups)}; they must match")
     fold_table = resolve_fold_table(RepeatedPatientKFold() if outer is None else outer, y, groups)
     folds = list(iter_outer_folds(fold_table, groups))
-    fold_predictions = Parallel(n_jobs=n_jobs)(
-        delayed(predict_outer_fold)(
+    outcomes = Parallel(n_jobs=n_jobs)(
+        delayed(fit_outer_fold)(
             estimator,
             X,
             y,
@@ -122,10 +127,51 @@ def cross_validate_patients(
         )
         for fold in folds
     )
-    return pd.concat(fold_predictions, ignore_index=True)
+    predictions = pd.concat([outcome.predictions for outcome in outcomes], ignore_index=True)
+    if not return_terms:
+        return predictions
+    return predictions, pd.concat([outcome.terms for outcome in outcomes], ignore_index=True)
+
+
+@dataclass(frozen=True)
+class FoldOutcome:
+    """One outer fold's test predictions and what its fitted model reads.
+
+    Args:
+        predictions: One row per test patient (``PREDICTION_COLUMNS``).
+        terms: The fitted model's selected columns and weights (`dlradiomics.models.TERM_COLUMNS`)
+            with ``repeat, fold``.
+    """
+
+    predictions: pd.DataFrame
+    terms: pd.DataFrame
 
 
 def predict_outer_fold(
+    estimator: BaseEstimator,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    fold: OuterFold,
+    **options,
+) -> pd.DataFrame:
+    """Fit on one outer fold's training rows and predict its test patients.
+
+    Args:
+        estimator: Unfitted classifier (cloned here).
+        X: Modelling table.
+        y: Row labels.
+        groups: Patient id of each row (strings).
+        fold: The outer fold.
+        **options: As for `fit_outer_fold` (threshold, inner folds, aggregation, ...).
+
+    Returns:
+        One row per test patient (``PREDICTION_COLUMNS``).
+    """
+    return fit_outer_fold(estimator, X, y, groups, fold, **options).predictions
+
+
+def fit_outer_fold(
     estimator: BaseEstimator,
     X: pd.DataFrame,
     y: np.ndarray,
@@ -138,8 +184,8 @@ def predict_outer_fold(
     aggregate: str = "mean",
     unscored: str = "raise",
     seed: int = 0,
-) -> pd.DataFrame:
-    """Fit on one outer fold's training rows and predict its test patients.
+) -> FoldOutcome:
+    """Fit on one outer fold's training rows, predict its test patients, and record what the model reads.
 
     Args:
         estimator: Unfitted classifier (cloned here).
@@ -155,7 +201,8 @@ def predict_outer_fold(
         seed: Seed of the inner folds.
 
     Returns:
-        One row per test patient (``PREDICTION_COLUMNS``).
+        The fold's predictions (one row per test patient, ``PREDICTION_COLUMNS``) and the fitted
+        model's terms.
     """
     if not np.array_equal(X.index.astype(str), np.asarray(groups).astype(str)):
         # Estimators read each row's patient from X.index for their own inner CV (selection,
@@ -191,7 +238,7 @@ def predict_outer_fold(
             f"the model gave no probability for patients {unscored_patients[:10]}"
         )
     test_patients = test_patients.dropna(subset=["prob"])
-    return pd.DataFrame(
+    predictions = pd.DataFrame(
         {
             "patient_id": test_patients.index.to_numpy(),
             "repeat": fold.repeat,
@@ -202,6 +249,7 @@ def predict_outer_fold(
             "inner_auc": inner_auc,
         }
     )
+    return FoldOutcome(predictions, model_terms(model).assign(repeat=fold.repeat, fold=fold.fold))
 
 
 def _patient_predictions(prob: np.ndarray, y: np.ndarray, groups: np.ndarray, aggregate: str) -> pd.DataFrame:

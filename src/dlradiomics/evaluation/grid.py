@@ -30,6 +30,7 @@ from dlradiomics.models import (
     MissingBlockWarning,
     ModelConfiguration,
     SelectionFallbackWarning,
+    TERM_COLUMNS,
     SelectionStep,
     build_estimator,
     build_model_table,
@@ -122,13 +123,16 @@ def run_grid(
         )
         for configuration in runnable
     )
-    rows = [row for row, _ in outcomes]
+    rows = [row for row, _, _ in outcomes]
     rows += [
         {**configuration.key(), "status": "skipped", "note": reason} for configuration, reason in unavailable + skipped
     ]
-    predictions = [oof for _, oof in outcomes if oof is not None]
+    predictions = [oof for _, oof, _ in outcomes if oof is not None]
     oof = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame(columns=[*CONFIG_COLUMNS])
-    return GridResult(results=pd.DataFrame(rows), oof=oof, fold_table=fold_table)
+    fitted_terms = [terms for _, _, terms in outcomes if terms is not None and len(terms)]
+    terms = (pd.concat(fitted_terms, ignore_index=True) if fitted_terms
+             else pd.DataFrame(columns=[*CONFIG_COLUMNS, *TERM_COLUMNS, "repeat", "fold"]))
+    return GridResult(results=pd.DataFrame(rows), oof=oof, fold_table=fold_table, terms=terms)
 
 
 def _run_configuration(
@@ -144,8 +148,13 @@ def _run_configuration(
     dlr_components: int | None,
     n_boot: int,
     seed: int,
-) -> tuple[dict, pd.DataFrame | None]:
-    """Cross-validate one configuration; a configuration the data cannot support becomes a row saying why."""
+) -> tuple[dict, pd.DataFrame | None, pd.DataFrame | None]:
+    """Cross-validate one configuration; a configuration the data cannot support becomes a row saying why.
+
+    Returns:
+        The results row, the out-of-fold predictions and what each outer fold's model read
+        (`dlradiomics.models.model_terms`), the last two None for a configuration that could not run.
+    """
     started = time.perf_counter()
     X, y, groups = build_model_table(
         dict(feature_tables), list(configuration.modalities), list(configuration.kinds), configuration.level
@@ -168,7 +177,7 @@ def _run_configuration(
             # (by design, see models.selectors); warning for each of hundreds of fits only buries
             # the progress display.
             warnings.simplefilter("ignore", SelectionFallbackWarning)
-            oof = cross_validate_patients(
+            oof, terms = cross_validate_patients(
                 estimator,
                 X,
                 y,
@@ -178,12 +187,13 @@ def _run_configuration(
                 inner_splits=inner_splits,
                 unscored="drop",
                 seed=seed,
+                return_terms=True,
             )
         summary = summarise_predictions(oof, n_boot=n_boot, seed=seed)
     except ValueError as error:
         # Data that cannot support the configuration (e.g. early fusion of modalities no patient
         # has together) is reported in the table, not allowed to stop the other configurations.
-        return {**configuration.key(), "status": "skipped", "note": f"could not run: {error}"}, None
+        return {**configuration.key(), "status": "skipped", "note": f"could not run: {error}"}, None, None
     n_candidates = X.index.nunique()
     n_scored = oof.groupby("repeat")["patient_id"].nunique().min()
     note = ""
@@ -197,7 +207,7 @@ def _run_configuration(
         **summary.to_dict(),
         "wall_s": time.perf_counter() - started,
     }
-    return row, oof.assign(**configuration.key())
+    return row, oof.assign(**configuration.key()), terms.assign(**configuration.key())
 
 
 def _modalities_by_kind(feature_tables: Mapping[str, pd.DataFrame]) -> dict[str, set[str]]:

@@ -7,7 +7,7 @@ The best model is chosen by its mean inner-CV AUC on the training folds, never b
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,12 +29,15 @@ class GridResult:
         oof: Out-of-fold patient predictions of every configuration (long table).
         fold_table: The outer folds every configuration used.
         selection_rule: How `best` was chosen.
+        terms: What each configuration's model read in each outer fold: its selected columns and
+            their weights (``CONFIG_COLUMNS``, `dlradiomics.models.TERM_COLUMNS`, ``repeat, fold``).
     """
 
     results: pd.DataFrame
     oof: pd.DataFrame
     fold_table: pd.DataFrame
     selection_rule: str = SELECTION_RULE
+    terms: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def completed(self) -> pd.DataFrame:
@@ -58,8 +61,15 @@ class GridResult:
         Returns:
             Its rows of `oof`.
         """
-        mask = np.logical_and.reduce([self.oof[column] == configuration[column] for column in CONFIG_COLUMNS])
-        return self.oof[mask]
+        return _rows_of(self.oof, configuration)
+
+    def terms_of(self, configuration: Mapping[str, str] | pd.Series) -> pd.DataFrame:
+        """What one configuration's model read in each outer fold (rows of `terms`; empty if none recorded).
+
+        Args:
+            configuration: Anything with the keys ``CONFIG_COLUMNS`` (e.g. a row of `results`).
+        """
+        return self.terms if self.terms.empty else _rows_of(self.terms, configuration)
 
     def auc_table(self, metric: str = "auc") -> pd.DataFrame:
         """Paper-style table: one row per source x modality set x fusion, one column per classifier.
@@ -113,3 +123,8 @@ class GridResult:
         fold_scores = oof.groupby(["repeat", "fold", *CONFIG_COLUMNS], as_index=False)["inner_auc"].first()
         chosen = fold_scores.loc[fold_scores.groupby(["repeat", "fold"])["inner_auc"].idxmax()]
         return oof.merge(chosen[["repeat", "fold", *CONFIG_COLUMNS]], on=["repeat", "fold", *CONFIG_COLUMNS])
+
+
+def _rows_of(table: pd.DataFrame, configuration: Mapping[str, str] | pd.Series) -> pd.DataFrame:
+    mask = np.logical_and.reduce([table[column] == configuration[column] for column in CONFIG_COLUMNS])
+    return table[mask]

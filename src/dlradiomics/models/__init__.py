@@ -55,6 +55,7 @@ from dlradiomics.models.selectors import (
     MannWhitneySelector,
     SelectionFallbackWarning,
 )
+from dlradiomics.models.terms import TERM_COLUMNS, model_terms
 
 __all__ = [
     "BLOCK_SEPARATOR",
@@ -81,6 +82,7 @@ __all__ = [
     "SOURCES",
     "SelectionFallbackWarning",
     "SelectionStep",
+    "TERM_COLUMNS",
     "StackingFusion",
     "WeightedEnsembleFusion",
     "aggregate_by_patient",
@@ -94,6 +96,7 @@ __all__ = [
     "make_pipeline",
     "make_preprocessing",
     "modality_of",
+    "model_terms",
     "parse_selection_step",
     "patient_groups",
     "table_level",

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from dlradiomics.models.terms import block_pipelines, classifier_weights
+
 logger = logging.getLogger(__name__)
 
 KEY_FEATURE_LIMIT = 8
@@ -79,35 +81,6 @@ class FeaturePosition:
                 for key, value in record.items()}
 
 
-def block_pipelines(model: Any) -> list[Any]:
-    """The fitted scikit-learn pipelines that read modelling-table columns directly.
-
-    A single-block model is one pipeline; late fusion keeps one per block; early fusion one over
-    all blocks. A DLR fusion reads PCA components, not named features, so it has none here.
-    """
-    from sklearn.pipeline import Pipeline
-
-    if isinstance(model, Pipeline):
-        return [model]
-    if isinstance(getattr(model, "pipeline_", None), Pipeline):
-        return [model.pipeline_]
-    block_models = getattr(model, "block_models_", None)
-    if isinstance(block_models, Mapping):
-        return [pipeline for pipeline in block_models.values() if isinstance(pipeline, Pipeline)]
-    return []
-
-
-def _classifier_weights(classifier: Any, count: int) -> np.ndarray | None:
-    fitted = getattr(classifier, "best_estimator_", classifier)  # a hyper-parameter search keeps the best
-    for attribute in ("coef_", "feature_importances_"):
-        values = getattr(fitted, attribute, None)
-        if values is not None:
-            values = np.asarray(values, dtype=float).reshape(-1)
-            if values.size == count:
-                return values
-    return None
-
-
 Statistics = dict[str, tuple[float | None, float | None]]
 
 
@@ -126,7 +99,7 @@ def _pipeline_statistics(pipeline: Any) -> tuple[list[str], Statistics, np.ndarr
         imputer = pipeline.named_steps["impute"]
         for name, median in zip(imputer.feature_names_in_, imputer.statistics_):
             statistics[str(name)] = (float(median), None)
-    return selected, statistics, _classifier_weights(pipeline[-1], len(selected))
+    return selected, statistics, classifier_weights(pipeline[-1], len(selected))[0]
 
 
 def training_ranges(bundle: Any) -> dict[str, tuple[float, float]]:
@@ -154,7 +127,7 @@ def key_feature_positions(model: Any, ranges: Mapping[str, tuple[float, float]],
         Positions of the selected features that the case has a block for, largest |weight| first.
     """
     candidates: list[FeaturePosition] = []
-    for pipeline in block_pipelines(model):
+    for pipeline in block_pipelines(model).values():
         try:
             selected, statistics, weights = _pipeline_statistics(pipeline)
         except (AttributeError, ValueError, TypeError) as error:  # a model shape this view does not know

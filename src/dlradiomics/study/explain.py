@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dlradiomics.cohort import load_row_roi
+from dlradiomics.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ def heads_from_tensors(tensors: dict[str, np.ndarray]):
 
 
 def write_gradcam_overlays(rows: pd.DataFrame, out_dir: Path, *, tensors: dict[str, np.ndarray],
-                           backbone: str, weights: str | None, limit: int | None = None) -> pd.DataFrame:
+                           backbone: str, weights: str | None, limit: int | None = None,
+                           progress: bool = False) -> pd.DataFrame:
     """Grad-CAM overlays (PNG) of some ROIs, on the backbone with the modality's head.
 
     Args:
@@ -78,6 +80,7 @@ def write_gradcam_overlays(rows: pd.DataFrame, out_dir: Path, *, tensors: dict[s
         backbone: backbone name.
         weights: backbone weights id or path.
         limit: at most this many overlays (None: all rows).
+        progress: show the count of overlays drawn and the time left.
 
     Returns:
         One row per overlay: `roi_id, patient_id, modality, path, probability,
@@ -97,18 +100,20 @@ def write_gradcam_overlays(rows: pd.DataFrame, out_dir: Path, *, tensors: dict[s
     network = create_backbone(backbone, weights)
     out_dir = Path(out_dir)
     records = []
-    for _, row in chosen.iterrows():
-        record = {"roi_id": row["roi_id"], "patient_id": row["patient_id"], "modality": row["modality"]}
-        try:
-            roi = load_row_roi(row)
-            result = grad_cam_roi(network, heads[row["modality"]], roi.image, roi.mask)
-        except Exception as error:  # one unreadable ROI must not cost the whole gallery
-            logger.warning("Grad-CAM of %s failed: %s", row["roi_id"], error)
-            records.append({**record, "error": str(error)})
-            continue
-        name = str(row["roi_id"]).replace("/", "_").replace("#", "-") + ".png"
-        path = save_overlay(result, out_dir / name)
-        records.append({**record, "path": str(path), "probability": result.probability,
-                        "lesion_mass_fraction": result.lesion_mass_fraction,
-                        "lesion_area_fraction": result.lesion_area_fraction, "error": ""})
+    with Progress(len(chosen), "Grad-CAM overlays", unit="image", enabled=progress) as bar:
+        for _, row in chosen.iterrows():
+            record = {"roi_id": row["roi_id"], "patient_id": row["patient_id"], "modality": row["modality"]}
+            try:
+                roi = load_row_roi(row)
+                result = grad_cam_roi(network, heads[row["modality"]], roi.image, roi.mask)
+            except Exception as error:  # one unreadable ROI must not cost the whole gallery
+                logger.warning("Grad-CAM of %s failed: %s", row["roi_id"], error)
+                records.append({**record, "error": str(error)})
+            else:
+                name = str(row["roi_id"]).replace("/", "_").replace("#", "-") + ".png"
+                path = save_overlay(result, out_dir / name)
+                records.append({**record, "path": str(path), "probability": result.probability,
+                                "lesion_mass_fraction": result.lesion_mass_fraction,
+                                "lesion_area_fraction": result.lesion_area_fraction, "error": ""})
+            bar.update()
     return pd.DataFrame.from_records(records)

@@ -83,7 +83,7 @@ def compute_feature_tables(cohort: Any, kinds: Sequence[str], *, store_dir: Path
         from dlradiomics.features.deep.embeddings import compute_embeddings, embedding_failures
 
         logger.info("deep features: backbone=%s weights=%s", backbone, weights)
-        embeddings = compute_embeddings(cohort, backbone, weights, store_dir=store_dir)
+        embeddings = compute_embeddings(cohort, backbone, weights, store_dir=store_dir, progress=progress)
         deep_failures = embedding_failures(embeddings)
         # The modelling tables concatenate feature tables; pandas compares `attrs` while doing so,
         # so the failures and settings travel here instead of in the table.

@@ -95,7 +95,7 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
             logger.warning("preflight: %s", warning)
         versions = library_versions()
         with timer.stage("cohort and QA"):
-            cohort_stage = load_cohort(settings)
+            cohort_stage = load_cohort(settings, progress=progress)
             write_provenance(run, settings.to_yaml_dict(), cohort_stage.table, settings.cohort.manifest,
                              versions=versions)
             write_csv_atomic(cohort_stage.qa_table, run.root / "qa.csv")
@@ -127,16 +127,18 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
         gradcam_tensors: dict[str, np.ndarray] = {}
         gallery = pd.DataFrame()
         if "deep" in features.tables:
-            with timer.stage("Grad-CAM", spinner=True):
+            with timer.stage("Grad-CAM"):
                 gradcam_tensors = fit_gradcam_heads(features.tables["deep"], list(settings.cohort.modalities),
                                                     seed=settings.cv.seed)
                 examples = gallery_rows(cohort_stage.table, settings.report.gradcam_examples)
                 gallery = write_gradcam_overlays(examples, run.root / "gradcam", tensors=gradcam_tensors,
-                                                 backbone=settings.deep.backbone, weights=settings.deep.weights)
+                                                 backbone=settings.deep.backbone, weights=settings.deep.weights,
+                                                 progress=progress)
         final = None
         if not grid.completed.empty:
-            with timer.stage("final model", spinner=True):
-                final = fit_final_model(settings, grid, features, run, radiomics_params, gradcam_tensors)
+            with timer.stage("final model"):
+                final = fit_final_model(settings, grid, features, run, radiomics_params, gradcam_tensors,
+                                        progress=progress)
         with timer.stage("report", spinner=True):
             report_path = write_study_report(StudyReportInputs(
                 settings=settings, run=run, cohort=cohort_stage, features=features, grid=grid, canary=canary,

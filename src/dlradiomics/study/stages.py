@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import skops.io
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import cross_val_predict
 
 from dlradiomics.bundle import save_bundle
 from dlradiomics.bundle.allowlist import allowed_types
@@ -48,6 +47,7 @@ from dlradiomics.models import (
     build_estimator,
     describe_step,
 )
+from dlradiomics.progress import Progress
 from dlradiomics.store import FeatureStore
 from dlradiomics.study.accounting import unused_rows
 from dlradiomics.study.features import FeatureTables, model_table_for
@@ -64,7 +64,7 @@ from dlradiomics.study.run_folder import RunFolder
 from dlradiomics.study.settings import StudySettings
 
 logger = logging.getLogger(__name__)
-GRID_TABLES = ["results", "oof", "fold_table"]
+GRID_TABLES = ["results", "oof", "fold_table", "terms"]
 
 
 @dataclass
@@ -107,8 +107,8 @@ class FinalModel:
     n_patients: int
 
 
-def load_cohort(settings: StudySettings) -> CohortStage:
-    """Read and check the manifest, keep the study's modalities (and views), and run QA.
+def load_cohort(settings: StudySettings, *, progress: bool = False) -> CohortStage:
+    """Read and check the manifest, keep the study's modalities (and views), and run QA (`progress`: show its count).
 
     Raises:
         PreflightError: when, once the images are opened, a modality has no usable row left or the
@@ -126,7 +126,8 @@ def load_cohort(settings: StudySettings) -> CohortStage:
     unused = unused_rows(cohort, settings.cohort.modalities, settings.cohort.views)
     for record in unused[unused["stage"].isin(["modality", "view"])].itertuples():
         logger.warning("row %s (%s) left out: %s", record.row, record.roi_id, record.reason)
-    qa_table, qa_summary = run_qa(cohort, near_duplicate_distance=settings.qa.near_duplicate_distance)
+    qa_table, qa_summary = run_qa(cohort, near_duplicate_distance=settings.qa.near_duplicate_distance,
+                                   progress=progress)
     duplicates = duplicate_pairs_across_patients(qa_summary, table["roi_id"])
     check_duplicates(duplicates, allowed=settings.qa.allow_duplicates, distance=settings.qa.near_duplicate_distance)
     if len(duplicates):
@@ -244,18 +245,21 @@ def run_grid_cached(settings: StudySettings, features: FeatureTables, table: pd.
 
     def compute() -> dict[str, pd.DataFrame]:
         result = run_grid(tables, outer=folds, n_jobs=settings.n_jobs, **arguments)
-        return {"results": result.results, "oof": result.oof, "fold_table": result.fold_table}
+        return {"results": result.results, "oof": result.oof, "fold_table": result.fold_table, "terms": result.terms}
 
     frames, cached = cached_frames(store, namespace, key, GRID_TABLES, compute)
-    return GridResult(results=frames["results"], oof=frames["oof"], fold_table=frames["fold_table"]), cached
+    return GridResult(results=frames["results"], oof=frames["oof"], fold_table=frames["fold_table"],
+                      terms=frames["terms"]), cached
 
 
 def fit_final_model(settings: StudySettings, grid: GridResult, features: FeatureTables, run: RunFolder,
-                    radiomics_params: dict, gradcam_tensors: dict[str, np.ndarray]) -> FinalModel:
+                    radiomics_params: dict, gradcam_tensors: dict[str, np.ndarray], *,
+                    progress: bool = False) -> FinalModel:
     """Refit the configuration chosen by inner CV on all patients and save it as a bundle.
 
     The threshold is frozen from inner out-of-fold predictions on all patients (the same rule as
-    inside each outer fold), never from the model's own training predictions.
+    inside each outer fold), never from the model's own training predictions. `progress` shows
+    the count of fits (the model on all patients, then one per inner fold) and the time left.
     """
     best = grid.best
     configuration = ModelConfiguration(best["source"], tuple(best["modalities"].split("+")), best["fusion"],
@@ -265,13 +269,20 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
     estimator = build_estimator(configuration, selections=selections_for(settings),
                                 custom_classifiers=own_classifiers_for(settings), dlr=dlr_for(settings),
                                 inner_cv=settings.cv.inner_folds, random_state=settings.cv.seed)
-    with warnings.catch_warnings():
+    inner_folds = list(PatientGroupKFold(settings.cv.inner_folds, random_state=settings.cv.seed)
+                       .split(X, y, groups.to_numpy()))
+    inner_probability = np.full(len(X), np.nan)
+    with warnings.catch_warnings(), Progress(1 + len(inner_folds), "final model", unit="fit",
+                                             enabled=progress) as bar:
         # As in the grid: a selector keeping its best k on a small cohort is expected, not news.
         warnings.simplefilter("ignore", SelectionFallbackWarning)
         model = clone(estimator).fit(X, y)
-        inner_probability = cross_val_predict(clone(estimator), X, y, groups=groups.to_numpy(),
-                                              cv=PatientGroupKFold(settings.cv.inner_folds, random_state=settings.cv.seed),
-                                              method="predict_proba")[:, 1]
+        bar.update()
+        # cross_val_predict's loop, written out so that each fit can be counted.
+        for train, test in inner_folds:
+            fitted = clone(estimator).fit(X.iloc[train], y.iloc[train])
+            inner_probability[test] = fitted.predict_proba(X.iloc[test])[:, 1]
+            bar.update()
     patient_probability = aggregate_by_patient(inner_probability, groups.to_numpy()).dropna()
     patient_label = y.groupby(level=0).first().reindex(patient_probability.index)
     threshold = choose_threshold(patient_label.to_numpy(), patient_probability.to_numpy(), settings.threshold.as_rule())

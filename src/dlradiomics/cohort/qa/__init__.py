@@ -28,6 +28,7 @@ def run_qa(
     tiny_mask_pixels: int = 32,
     near_duplicate_distance: int = 4,
     n_jobs: int = 1,
+    progress: bool = False,
 ) -> tuple[pd.DataFrame, QaSummary]:
     """Check every row of a cohort.
 
@@ -38,6 +39,7 @@ def run_qa(
         near_duplicate_distance: the largest Hamming distance (of 64 pHash bits) at which two
             images count as near-duplicates; 0 keeps only perceptually identical images.
         n_jobs: worker processes for the per-image checks (1 = in this process).
+        progress: show the count of images checked and the time left.
 
     Returns:
         The per-row table (one row per cohort row: sizes, lesion area, components, intensity
@@ -46,7 +48,7 @@ def run_qa(
     """
     if isinstance(cohort, pd.DataFrame):
         cohort = Cohort.from_table(cohort)
-    records = check_rows(cohort.table.to_dict("records"), tiny_mask_pixels, n_jobs)
+    records = check_rows(cohort.table.to_dict("records"), tiny_mask_pixels, n_jobs, progress=progress)
     table = pd.DataFrame.from_records(records, columns=QA_COLUMNS)
     # 64-bit hashes kept as Python ints: a pandas column with gaps would turn them into lossy floats.
     table["phash"] = pd.Series([record["phash"] for record in records], dtype=object)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from dlradiomics.io import ImageReadError, read_image, roi_from_arrays
+from dlradiomics.progress import Progress
 
 QA_COLUMNS = [
     "roi_id", "patient_id", "modality", "label", "image", "mask",
@@ -25,23 +26,33 @@ _READ_ERROR_FLAGS = {"size_mismatch", "geometry_mismatch", "empty_mask", "label_
                      "full_frame_mask", "inverted_mask", "non_finite_pixels"}
 
 
-def check_rows(rows: list[dict], tiny_mask_pixels: int, n_jobs: int) -> list[dict]:
+def check_rows(rows: list[dict], tiny_mask_pixels: int, n_jobs: int, *, progress: bool = False) -> list[dict]:
     """One QA record per cohort row (a dict with the :data:`QA_COLUMNS`, ``flags`` as a list).
 
     Args:
         rows: cohort table rows as dicts.
         tiny_mask_pixels: a lesion with fewer pixels is flagged ``tiny_mask``.
         n_jobs: worker processes (1 = in this process).
+        progress: show the count of images checked and the time left (`dlradiomics.progress`).
     """
-    if n_jobs <= 1 or len(rows) < 2:
-        return [_check_row(row, tiny_mask_pixels) for row in rows]
-    from concurrent.futures import ProcessPoolExecutor
-    from functools import partial
+    with Progress(len(rows), "QA", unit="image", enabled=progress) as bar:
+        if n_jobs <= 1 or len(rows) < 2:
+            records = []
+            for row in rows:
+                records.append(_check_row(row, tiny_mask_pixels))
+                bar.update()
+            return records
+        from concurrent.futures import ProcessPoolExecutor
+        from functools import partial
 
-    with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-        # Chunks amortise the inter-process traffic; each check takes only milliseconds.
-        chunk = max(1, len(rows) // (n_jobs * 8))
-        return list(pool.map(partial(_check_row, tiny_mask_pixels=tiny_mask_pixels), rows, chunksize=chunk))
+        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+            # Chunks amortise the inter-process traffic; each check takes only milliseconds.
+            chunk = max(1, len(rows) // (n_jobs * 8))
+            records = []
+            for record in pool.map(partial(_check_row, tiny_mask_pixels=tiny_mask_pixels), rows, chunksize=chunk):
+                records.append(record)
+                bar.update()
+            return records
 
 
 def _check_row(row: dict, tiny_mask_pixels: int) -> dict:

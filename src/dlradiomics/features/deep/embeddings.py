@@ -21,6 +21,7 @@ import torch
 from dlradiomics.features.deep.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
 from dlradiomics.features.deep.preprocessing import CropSettings, DEFAULT_MARGIN, PreparedRoi, prepare_roi, save_crop_png
 from dlradiomics.io.atomic import write_csv_atomic, write_json_atomic, write_parquet_atomic
+from dlradiomics.progress import Progress
 from dlradiomics.schema import FAILURE_COLUMNS, META_COLUMNS
 from dlradiomics.store import FeatureStore, content_key
 
@@ -148,7 +149,8 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
                        store_dir: str | os.PathLike[str] | None = None, batch_size: int = 32,
                        margin: float = DEFAULT_MARGIN, device: str | torch.device | None = None,
                        channels_last: bool = True, crops_dir: str | os.PathLike[str] | None = None,
-                       seed: int = 0, weights_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+                       seed: int = 0, weights_dir: str | os.PathLike[str] | None = None,
+                       progress: bool = False) -> pd.DataFrame:
     """Global-average-pool embeddings of every ROI of a cohort, one row per ``roi_id``.
 
     ROIs already in the store are read back; the rest are computed in batches under
@@ -174,6 +176,7 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
         seed: seed of random weights when ``weights`` is ``None``.
         weights_dir: the checked store of torchvision ImageNet files (see
             :mod:`dlradiomics.features.deep.weights`); default ``$DLRADIOMICS_WEIGHTS`` or the user cache.
+        progress: show the count of ROIs embedded and the time left (`dlradiomics.progress`).
 
     Returns:
         DataFrame with the meta columns then ``deep_0000`` ... in the cohort's row order.
@@ -210,8 +213,11 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
     if pending:
         logger.info("embedding %d of %d ROIs with %s (%s) on %s", len(pending), len(table),
                     backbone.name, backbone.weights_id, device)
-        computed, failed = _embed_pending(pending, backbone, settings, store, batch_size=batch_size,
-                                          device=device, channels_last=channels_last, crops_dir=crops_dir)
+        with Progress(len(table), "embedding", unit="ROI", initial=len(table) - len(pending),
+                      enabled=progress) as bar:
+            computed, failed = _embed_pending(pending, backbone, settings, store, batch_size=batch_size,
+                                              device=device, channels_last=channels_last, crops_dir=crops_dir,
+                                              bar=bar)
         embeddings.update(computed)
         failures.extend(failed)
 
@@ -231,7 +237,8 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
 
 def _embed_pending(pending: list[_RoiRequest], backbone: Backbone, settings: CropSettings,
                    store: FeatureStore | None, *, batch_size: int, device: torch.device, channels_last: bool,
-                   crops_dir: str | os.PathLike[str] | None) -> tuple[dict[int, np.ndarray], list[dict[str, object]]]:
+                   crops_dir: str | os.PathLike[str] | None,
+                   bar: Progress | None = None) -> tuple[dict[int, np.ndarray], list[dict[str, object]]]:
     """Read, crop and embed the ROIs not in the store, batch by batch; store each result at once."""
     namespace = embedding_namespace(backbone)
     embeddings: dict[int, np.ndarray] = {}
@@ -246,16 +253,17 @@ def _embed_pending(pending: list[_RoiRequest], backbone: Backbone, settings: Cro
                 ready.append((request, _load_prepared(request.row, backbone, settings)))
             except (ValueError, OSError) as error:
                 failures.append(_failure(request.row, str(error)))
-        if not ready:
-            continue
-        batch = torch.stack([prepared.tensor for _, prepared in ready])
-        vectors = embed_batch(backbone, batch, device, channels_last)
-        for (request, prepared), vector in zip(ready, vectors):
-            embeddings[request.position] = vector
-            if store is not None:
-                store.put(namespace, request.key, pd.DataFrame({STORE_COLUMN: [vector]}))
-            if crops_dir is not None:
-                save_crop_png(prepared.crop, Path(crops_dir) / f"{_safe_name(request.row['roi_id'])}.png")
+        if ready:
+            batch = torch.stack([prepared.tensor for _, prepared in ready])
+            vectors = embed_batch(backbone, batch, device, channels_last)
+            for (request, prepared), vector in zip(ready, vectors):
+                embeddings[request.position] = vector
+                if store is not None:
+                    store.put(namespace, request.key, pd.DataFrame({STORE_COLUMN: [vector]}))
+                if crops_dir is not None:
+                    save_crop_png(prepared.crop, Path(crops_dir) / f"{_safe_name(request.row['roi_id'])}.png")
+        if bar is not None:
+            bar.update(len(requests))
     return embeddings, failures
 
 

@@ -33,6 +33,7 @@ from dlradiomics.features.radiomic.roi import (
 )
 from dlradiomics.features.radiomic.volume import create_volume_extractor, extract_volume_features
 from dlradiomics.io import INTENSITY_CONVENTION, FileHashCache, load_roi, load_roi_volume
+from dlradiomics.progress import Progress
 from dlradiomics.schema import FAILURE_COLUMNS, META_COLUMNS
 from dlradiomics.store import FeatureStore, content_key
 from dlradiomics.versions import library_versions
@@ -344,7 +345,8 @@ def extract_radiomic_features(
         n_jobs: worker processes; ``None`` uses every core, 1 runs in this process.
         scheduler: a Dask scheduler address (``"tcp://host:8786"``) or a ``distributed.Client``;
             when given, ROIs run on that cluster instead of local processes.
-        progress: show a progress bar.
+        progress: show the count of ROIs done and the time left (a bar on a terminal, plain lines
+            otherwise; `dlradiomics.progress`).
         strict: raise ``RuntimeError`` if any case failed (after extracting all the others).
 
     Returns:
@@ -352,7 +354,6 @@ def extract_radiomic_features(
         intensity profiles.
     """
     import radiomics
-    from tqdm.auto import tqdm
 
     workers = n_jobs if n_jobs is not None else (os.cpu_count() or 1)
     if workers < 1:
@@ -380,7 +381,7 @@ def extract_radiomic_features(
     n_computed = 0
     try:
         outcomes = _compute(pending, resolved, workers, scheduler)
-        with tqdm(total=len(tasks), initial=n_cached, desc="radiomic features", unit="ROI", disable=not progress) as bar:
+        with Progress(len(tasks), "radiomic features", unit="ROI", initial=n_cached, enabled=progress) as bar:
             for outcome in outcomes:
                 bar.update(1)
                 if outcome["status"] == "ok":
