@@ -155,15 +155,7 @@ def predict_outer_fold(
     fold: OuterFold,
     **options,
 ) -> pd.DataFrame:
-    """Fit on one outer fold's training rows and predict its test patients.
-
-    Args:
-        estimator: Unfitted classifier (cloned here).
-        X: Modelling table.
-        y: Row labels.
-        groups: Patient id of each row (strings).
-        fold: The outer fold.
-        **options: As for `fit_outer_fold` (threshold, inner folds, aggregation, ...).
+    """Fit on one outer fold's training rows and predict its test patients (arguments as for `fit_outer_fold`).
 
     Returns:
         One row per test patient (``PREDICTION_COLUMNS``).
