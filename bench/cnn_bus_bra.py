@@ -43,6 +43,7 @@ from dlradiomics.cohort import Cohort
 from dlradiomics.cohort.loaders import bus_bra_manifest
 from dlradiomics.evaluation.crossval import predict_outer_fold
 from dlradiomics.evaluation.splits import fold_table_from_column, iter_outer_folds
+from dlradiomics.evaluation.stats import delong_auc_ci, delong_test
 from dlradiomics.features.deep import compute_embeddings
 from dlradiomics.features.deep.cnn import CnnClassifier, FineTunedEmbeddings
 
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="write the prediction rows of every model (CSV)")
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -125,10 +127,24 @@ def main() -> None:
             print(f"fold {fold.fold}: {model:<6} patient-level AUC {auc:.3f} ({len(rows)} test patients, "
                   f"{len(np.unique(groups[fold.train_index]))} training patients) in {seconds:.1f} s", flush=True)
 
-    print("\npooled over the folds run (patient level):")
+    print("\npooled over the folds run (patient level; DeLong 95% CI; DeLong test against the first model):")
+    pooled = {model: pd.concat(predictions[model], ignore_index=True).set_index("patient_id") for model in models}
+    reference = models[0]
     for model in models:
-        pooled = pd.concat(predictions[model], ignore_index=True)
-        print(f"  {model:<6} AUC {roc_auc_score(pooled['y_true'], pooled['prob']):.3f} on {len(pooled)} patients")
+        rows = pooled[model].loc[pooled[reference].index]
+        auc, low, high = delong_auc_ci(rows["y_true"].to_numpy(), rows["prob"].to_numpy())
+        line = f"  {model:<6} AUC {auc:.3f} ({low:.3f}-{high:.3f}) on {len(rows)} patients"
+        if model != reference:
+            test = delong_test(rows["y_true"].to_numpy(), rows["prob"].to_numpy(),
+                               pooled[reference].loc[rows.index, "prob"].to_numpy())
+            line += (f"; minus {reference}: {test.difference:+.3f} ({test.ci_low:+.3f} to {test.ci_high:+.3f}), "
+                     f"p = {test.p_value:.3f}")
+        print(line)
+    if arguments.out is not None:
+        arguments.out.parent.mkdir(parents=True, exist_ok=True)
+        pd.concat([frame.reset_index().assign(model=model) for model, frame in pooled.items()]).to_csv(
+            arguments.out, index=False)
+        print(f"prediction rows: {arguments.out}")
 
 
 if __name__ == "__main__":
