@@ -39,6 +39,13 @@ def test_declared_sizes_match_the_paper_and_the_architectures():
                                           "efficientnet_lite0"}
 
 
+def test_the_torch_free_list_of_names_is_the_registry():
+    from dlradiomics.features.defaults import BACKBONES, CNN_BASELINES
+
+    assert list(BACKBONES) == available_backbones()
+    assert set(CNN_BASELINES) <= set(BACKBONES)
+
+
 def test_random_weights_are_reproducible_from_the_seed_and_differ_between_seeds():
     first = create_backbone("efficientnet_lite0", None, seed=3)
     again = create_backbone("efficientnet_lite0", None, seed=3)

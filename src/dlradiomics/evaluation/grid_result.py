@@ -45,12 +45,20 @@ class GridResult:
         return self.results[self.results["status"] == "ok"]
 
     @property
-    def best(self) -> pd.Series:
-        """The configuration with the highest mean inner-CV AUC (training folds only)."""
+    def candidates(self) -> pd.DataFrame:
+        """Completed rows that may be chosen: not those marked ``comparison_only`` (e.g. CNN baselines)."""
         completed = self.completed
-        if completed.empty:
+        if "comparison_only" not in completed.columns:
+            return completed
+        return completed[~completed["comparison_only"].astype("boolean").fillna(False).astype(bool)]
+
+    @property
+    def best(self) -> pd.Series:
+        """The candidate configuration with the highest mean inner-CV AUC (training folds only)."""
+        candidates = self.candidates
+        if candidates.empty:
             raise ValueError("no configuration of the grid completed")
-        return completed.loc[completed["inner_auc"].idxmax()]
+        return candidates.loc[candidates["inner_auc"].idxmax()]
 
     def predictions_of(self, configuration: Mapping[str, str] | pd.Series) -> pd.DataFrame:
         """Out-of-fold predictions of one configuration.
@@ -97,7 +105,9 @@ class GridResult:
             One row per setting with the chosen classifier and its out-of-fold metrics.
         """
         completed = self.completed
-        chosen = completed.loc[completed.groupby(["source", "modalities", "fusion"])["inner_auc"].idxmax()]
+        # A row without an inner AUC (threshold from training predictions) ranks last, not as an error.
+        ranking = completed["inner_auc"].fillna(-np.inf)
+        chosen = completed.loc[ranking.groupby([completed[c] for c in ("source", "modalities", "fusion")]).idxmax()]
         columns = [
             *CONFIG_COLUMNS, "n_patients", "inner_auc", "auc", "auc_ci_low", "auc_ci_high",
             "sensitivity", "specificity", "accuracy",
@@ -116,7 +126,7 @@ class GridResult:
         Raises:
             ValueError: If the completed configurations do not cover the same patients.
         """
-        oof = self.oof.merge(self.completed[list(CONFIG_COLUMNS)], on=list(CONFIG_COLUMNS))
+        oof = self.oof.merge(self.candidates[list(CONFIG_COLUMNS)], on=list(CONFIG_COLUMNS))
         patient_sets = oof.groupby(list(CONFIG_COLUMNS))["patient_id"].apply(frozenset)
         if patient_sets.nunique() > 1:
             raise ValueError("configurations cover different patients; nested selection needs the same patients")

@@ -350,7 +350,7 @@ def write_study_report(inputs: StudyReportInputs):
         The path of report.html.
     """
     sections = [cohort_sections(inputs), methods_section(inputs), *results_sections(inputs)]
-    if not inputs.grid.completed.empty:
+    if not inputs.grid.candidates.empty:
         sections.append(chosen_model_section(inputs))
     sections += [gallery_section(inputs), canary_section(inputs), provenance_section(inputs)]
     opening = inputs.opening or (f"Study '{inputs.settings.name}': {inputs.cohort.table['patient_id'].nunique()} "

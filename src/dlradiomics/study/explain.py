@@ -70,7 +70,7 @@ def heads_from_tensors(tensors: dict[str, np.ndarray]):
 
 def write_gradcam_overlays(rows: pd.DataFrame, out_dir: Path, *, tensors: dict[str, np.ndarray],
                            backbone: str, weights: str | None, limit: int | None = None,
-                           progress: bool = False) -> pd.DataFrame:
+                           progress: bool = False, weights_dir: Path | None = None) -> pd.DataFrame:
     """Grad-CAM overlays (PNG) of some ROIs, on the backbone with the modality's head.
 
     Args:
@@ -81,6 +81,7 @@ def write_gradcam_overlays(rows: pd.DataFrame, out_dir: Path, *, tensors: dict[s
         weights: backbone weights id or path.
         limit: at most this many overlays (None: all rows).
         progress: show the count of overlays drawn and the time left.
+        weights_dir: the checked store of torchvision's ImageNet files (None: its default).
 
     Returns:
         One row per overlay: `roi_id, patient_id, modality, path, probability,
@@ -97,7 +98,7 @@ def write_gradcam_overlays(rows: pd.DataFrame, out_dir: Path, *, tensors: dict[s
     if chosen.empty:
         return pd.DataFrame(columns=["roi_id", "patient_id", "modality", "path", "probability",
                                      "lesion_mass_fraction", "lesion_area_fraction", "error"])
-    network = create_backbone(backbone, weights)
+    network = create_backbone(backbone, weights, weights_dir=weights_dir)
     out_dir = Path(out_dir)
     records = []
     with Progress(len(chosen), "Grad-CAM overlays", unit="image", enabled=progress) as bar:

@@ -50,7 +50,7 @@ def feature_kinds_for(sources: Sequence[str]) -> list[str]:
 def compute_feature_tables(cohort: Any, kinds: Sequence[str], *, store_dir: Path,
                            radiomics_params: Any = None, backbone: str = DEFAULT_BACKBONE,
                            weights: str | None = "imagenet", n_jobs: int = 1,
-                           progress: bool = True) -> FeatureTables:
+                           progress: bool = True, weights_dir: Path | None = None) -> FeatureTables:
     """Compute (or read from the store) the feature tables of a cohort.
 
     Args:
@@ -62,6 +62,7 @@ def compute_feature_tables(cohort: Any, kinds: Sequence[str], *, store_dir: Path
         weights: backbone weights id or path.
         n_jobs: worker processes for radiomics.
         progress: show progress bars.
+        weights_dir: the checked store of torchvision's ImageNet files (None: its default).
 
     Returns:
         The tables, the failures and the cache counts.
@@ -83,7 +84,8 @@ def compute_feature_tables(cohort: Any, kinds: Sequence[str], *, store_dir: Path
         from dlradiomics.features.deep.embeddings import compute_embeddings, embedding_failures
 
         logger.info("deep features: backbone=%s weights=%s", backbone, weights)
-        embeddings = compute_embeddings(cohort, backbone, weights, store_dir=store_dir, progress=progress)
+        embeddings = compute_embeddings(cohort, backbone, weights, store_dir=store_dir, progress=progress,
+                                        weights_dir=weights_dir)
         deep_failures = embedding_failures(embeddings)
         # The modelling tables concatenate feature tables; pandas compares `attrs` while doing so,
         # so the failures and settings travel here instead of in the table.

@@ -190,6 +190,9 @@ def preflight_study(settings: Any, *, radiomics_params: Callable[[], Mapping[str
     if "deep" in kinds:
         check_backbone(settings.deep.backbone, settings.deep.weights,
                        weights_dir=getattr(settings.deep, "weights_dir", None))
+    for baseline in settings.baselines:
+        # Every baseline starts from ImageNet weights: a missing file stops the study now, naming it.
+        check_backbone(baseline, "imagenet", setting="baselines", weights_dir=settings.deep.weights_dir)
 
     cohort = read_manifest(settings.cohort.manifest)
     whole_file = [problem for problem in cohort.problems if problem.row is None]

@@ -107,6 +107,7 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
             features = compute_feature_tables(cohort_stage.table, kinds, store_dir=settings.store,
                                               radiomics_params=params_file, backbone=settings.deep.backbone,
                                               weights=settings.deep.weights, n_jobs=settings.n_jobs,
+                                              weights_dir=settings.deep.weights_dir,
                                               progress=progress)
             write_csv_atomic(features.failures, run.root / "feature_failures.csv")
             cohort_stage.unused = with_feature_failures(cohort_stage.unused, features.failures, cohort_stage.table,
@@ -118,7 +119,14 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
         with timer.stage("experiment grid (nested, patient-grouped CV)", spinner=True):
             grid, grid_cached = run_grid_cached(settings, features, cohort_stage.table, store)
             write_csv_atomic(grid.fold_table, run.root / "folds.csv")
-            write_csv_atomic(grid.oof, run.root / "oof_predictions.csv")
+        if settings.baselines:
+            with timer.stage(f"CNN baselines ({', '.join(settings.baselines)}), inside the same outer folds",
+                             spinner=True):
+                # Here, not at the top: the CNNs import torch, which a study without them never needs.
+                from dlradiomics.study.baselines import with_cnn_baselines
+
+                grid, _ = with_cnn_baselines(grid, settings, cohort_stage.table, store)
+        write_csv_atomic(grid.oof, run.root / "oof_predictions.csv")
         canary = None
         if settings.report.canary:
             with timer.stage("permuted-label canary", spinner=True):
@@ -133,9 +141,9 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
                 examples = gallery_rows(cohort_stage.table, settings.report.gradcam_examples)
                 gallery = write_gradcam_overlays(examples, run.root / "gradcam", tensors=gradcam_tensors,
                                                  backbone=settings.deep.backbone, weights=settings.deep.weights,
-                                                 progress=progress)
+                                                 progress=progress, weights_dir=settings.deep.weights_dir)
         final = None
-        if not grid.completed.empty:
+        if not grid.candidates.empty:
             with timer.stage("final model"):
                 final = fit_final_model(settings, grid, features, run, radiomics_params, gradcam_tensors,
                                         progress=progress)

@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator, is_classifier
 
 from dlradiomics.cohort.modalities import checked_modality
 from dlradiomics.cohort.views import checked_view
-from dlradiomics.features.defaults import DEFAULT_BACKBONE
+from dlradiomics.features.defaults import BACKBONES, DEFAULT_BACKBONE
 from dlradiomics.features.radiomic import FAMILIES_SECTION, create_extractor, load_radiomics_params
 from dlradiomics.io.atomic import write_text_atomic
 from dlradiomics.io.safe_yaml import YamlInputError, load_yaml_file
@@ -228,11 +228,52 @@ class DeepSettings(_Section):
         backbone: backbone name known to `dlradiomics.features.deep.create_backbone`.
         weights: weights identifier (e.g. "imagenet") or a path to a state dict.
         pca_components: PCA dimensions per modality, fitted inside training folds.
+        weights_dir: the folder of torchvision's ImageNet files and their recorded SHA-256
+            (`dlradiomics weights download NAME...` fills it); None: $DLRADIOMICS_WEIGHTS, else
+            ~/.cache/dlradiomics/weights. Relative to the study file.
     """
 
     backbone: str = DEFAULT_BACKBONE
     weights: str = "imagenet"
     pca_components: int = Field(32, ge=1)
+    weights_dir: Path | None = None
+
+
+class CnnTrainingSettings(_Section):
+    """How the CNN baselines train inside each outer fold (`dlradiomics.features.deep.CnnClassifier`).
+
+    Each network trains on the fold's training patients only, stops early on a patient-grouped
+    fifth of them, and scores the fold's test patients with its own head.
+
+    Args:
+        trainable: "last_blocks" (the last `n_last_blocks` blocks and a new head; the frozen front
+            runs once per image, ever), "all" (end to end: every epoch runs the whole network, a
+            GPU's job) or "head" (the paper's frozen network with a new head).
+        n_last_blocks: blocks trained with "last_blocks".
+        image_size: network input side; None: the backbone's own (224, Inception-v3 299).
+        epochs: most epochs.
+        patience: epochs without a lower validation loss before stopping.
+        batch_size: images per step.
+        learning_rate: AdamW step size of the trained blocks (the head's is 10 times larger).
+        threshold_source: "inner_oof" (the threshold from inner out-of-fold predictions, as for
+            every other model: inner_folds more trainings per fold) or "train" (from the network's
+            own training predictions: cheaper, optimistic).
+    """
+
+    trainable: Literal["last_blocks", "all", "head"] = "last_blocks"
+    n_last_blocks: int = Field(1, ge=1)
+    image_size: int | None = Field(None, ge=32)
+    epochs: int = Field(15, ge=1)
+    patience: int = Field(3, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    threshold_source: Literal["inner_oof", "train"] = "inner_oof"
+
+    def estimator_params(self) -> dict[str, Any]:
+        """Keyword arguments of `CnnClassifier` (the threshold source is the cross-validation's)."""
+        params = self.model_dump(exclude={"threshold_source"})
+        params["head_learning_rate"] = 10 * self.learning_rate
+        return params
 
 
 class OwnClassifierSettings(_Section):
@@ -417,6 +458,10 @@ class StudySettings(_Section):
         selection: feature selection.
         classifiers: classifiers tried in every experiment: names of the seven registered ones, or
             mappings `{name, estimator, params}` of your own (see `OwnClassifierSettings`).
+        baselines: CNNs trained on the images inside the same outer folds (resnet50, vgg19,
+            googlenet, resnet101, inception_v3, efficientnet_lite0), reported beside the radiomic and
+            DLR models; for comparison, never chosen as the final model.
+        baseline_training: how the baselines train (see `CnnTrainingSettings`).
         feature_sources: "radiomic", "deep" and/or "dlr" (both, concatenated).
         fusion: "single" (each modality alone), "early", "ensemble", "stacking".
         cv: the cross-validation scheme.
@@ -436,6 +481,8 @@ class StudySettings(_Section):
     dlr: DLRSettings = DLRSettings()
     selection: SelectionSettings = SelectionSettings()
     classifiers: list[ClassifierEntry] = Field(default_factory=lambda: list(ALL_CLASSIFIERS), min_length=1)
+    baselines: list[str] = Field(default_factory=list)
+    baseline_training: CnnTrainingSettings = CnnTrainingSettings()
     feature_sources: list[FeatureSource] = Field(default_factory=lambda: ["radiomic", "deep", "dlr"], min_length=1)
     fusion: list[FusionStrategy] = Field(default_factory=lambda: ["single", "early", "ensemble", "stacking"],
                                          min_length=1)
@@ -455,6 +502,17 @@ class StudySettings(_Section):
             raise ValueError(f"classifier names {repeated} appear more than once; give each own classifier "
                              f"a name of its own (registered names: {list(ALL_CLASSIFIERS)})")
         return self
+
+    @field_validator("baselines")
+    @classmethod
+    def _known_baselines(cls, baselines: list[str]) -> list[str]:
+        unknown = [name for name in baselines if name not in BACKBONES]
+        if unknown:
+            raise ValueError(f"unknown backbone {unknown[0]!r}; choose from {list(BACKBONES)}")
+        repeated = sorted({name for name in baselines if baselines.count(name) > 1})
+        if repeated:
+            raise ValueError(f"baseline {repeated[0]} is listed more than once")
+        return baselines
 
     def classifier_names(self) -> list[str]:
         """The names of the study's classifiers, as results show them."""
@@ -518,15 +576,11 @@ class StudySettings(_Section):
         return []
 
     def _backbone_problems(self) -> list[tuple[str, Any, str]]:
-        """The backbone name, checked against the registry when deep features are used."""
+        """The backbone name, checked against the registry's names when deep features are used."""
         if not {"deep", "dlr"} & set(self.feature_sources):
             return []
-        # Imported here: the backbone registry imports torch, which a radiomic-only study never needs.
-        from dlradiomics.features.deep.backbones import available_backbones
-
-        names = available_backbones()
-        if self.deep.backbone not in names:
-            return [("deep.backbone", self.deep.backbone, f"unknown backbone; choose one of {names}")]
+        if self.deep.backbone not in BACKBONES:
+            return [("deep.backbone", self.deep.backbone, f"unknown backbone; choose one of {list(BACKBONES)}")]
         return []
 
     @classmethod
@@ -557,6 +611,7 @@ class StudySettings(_Section):
         return self.model_copy(update={
             "cohort": self.cohort.model_copy(update={"manifest": absolute(self.cohort.manifest)}),
             "radiomics": self.radiomics.model_copy(update={"params": absolute(self.radiomics.params)}),
+            "deep": self.deep.model_copy(update={"weights_dir": absolute(self.deep.weights_dir)}),
             "cv": self.cv.model_copy(update={"split_file": absolute(self.cv.split_file)}),
             "output": absolute(self.output),
             "store": absolute(self.store),

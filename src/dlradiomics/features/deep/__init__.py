@@ -8,8 +8,9 @@ Public API: :func:`create_backbone`, :class:`Backbone`, :func:`roi_crop`, :func:
 :func:`split_backbone`, :func:`grad_cam_roi`, :class:`WeightStore`, :func:`download_weights`.
 """
 
+from dlradiomics.features.defaults import CNN_BASELINES
 from dlradiomics.features.deep.backbones import DEFAULT_BACKBONE, Backbone, available_backbones, create_backbone
-from dlradiomics.features.deep.cnn import CNN_BASELINES, CnnClassifier, FineTunedEmbeddings
+from dlradiomics.features.deep.cnn import CnnClassifier, FineTunedEmbeddings
 from dlradiomics.features.deep.embeddings import compute_embeddings, deep_column_names, embedding_failures
 from dlradiomics.features.deep.gradcam import GradCamResult, grad_cam_roi, lesion_mass_fraction, save_overlay
 from dlradiomics.features.deep.head import EmbeddingHeadClassifier, FrozenBackboneHead, train_head_through_backbone

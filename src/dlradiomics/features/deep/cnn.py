@@ -58,8 +58,6 @@ logger = logging.getLogger(__name__)
 
 TRAINABLE = ("head", "last_blocks", "all")
 ROI_COLUMNS = ("image", "mask")
-# The paper's four CNN baselines, with the paper's own backbone and the one whose weights ship offline.
-CNN_BASELINES = ("resnet50", "vgg19", "googlenet", "resnet101", "inception_v3", "efficientnet_lite0")
 # Bump when training changes in a way the estimator's parameters do not capture (memoised fits).
 TRAINING_CODE_VERSION = 1
 
@@ -105,6 +103,8 @@ def roi_rows(X) -> pd.DataFrame:
 def validation_split(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """A patient-grouped, label-stratified validation mask over the rows (all False when too few patients).
 
+    Too few: a class with fewer patients than ``round(1 / fraction)`` splits.
+
     Args:
         labels: class of each row.
         groups: patient of each row.
@@ -119,7 +119,9 @@ def validation_split(labels: np.ndarray, groups: np.ndarray, fraction: float, se
         return mask
     n_splits = max(2, int(round(1.0 / fraction)))
     patients_per_class = pd.Series(groups).groupby(labels).nunique()
-    if len(patients_per_class) < 2 or patients_per_class.min() < 2 or len(np.unique(groups)) < n_splits:
+    # Stratifying needs every class in every split: fewer patients of a class than splits means
+    # the set is too small to spare a validation part, and training runs all its epochs instead.
+    if len(patients_per_class) < 2 or patients_per_class.min() < n_splits:
         return mask
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     _, held_out = next(splitter.split(np.zeros(len(labels)), labels, groups))
