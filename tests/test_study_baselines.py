@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from dlradiomics.api import Study
-from dlradiomics.demo.demo import DEMO_MANIFEST
 from dlradiomics.study.preflight import PreflightError
 from dlradiomics.study.settings import StudySettings, StudySettingsError
+from demo_rows import demo_us_rows
 from deep_fixtures import single_torch_thread  # noqa: E402,F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -17,12 +17,7 @@ N_PER_CLASS = 8
 
 
 def _study_folder(folder, **extra):
-    manifest = pd.read_csv(DEMO_MANIFEST)
-    us = manifest[manifest["modality"] == "US"]
-    chosen = pd.concat([us[us["label"] == label].head(N_PER_CLASS) for label in (0, 1)])
-    for column in ("image", "mask"):
-        chosen[column] = [str(DEMO_MANIFEST.parent / path) for path in chosen[column]]
-    chosen.to_csv(folder / "manifest.csv", index=False)
+    demo_us_rows(N_PER_CLASS)[0].to_csv(folder / "manifest.csv", index=False)
     study = {
         "name": "baselines",
         "cohort": {"manifest": "manifest.csv", "modalities": ["US"]},

@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from dlradiomics.api import Study, load_bundle, predict_manifest
-from dlradiomics.demo.demo import DEMO_MANIFEST
+from demo_rows import demo_us_rows
 
 N_PER_CLASS = 9
 
@@ -24,15 +24,9 @@ N_PER_CLASS = 9
 def tiny_study(tmp_path_factory):
     """A US-only study of 18 demo patients, run twice (the second run must be served from the store)."""
     folder = tmp_path_factory.mktemp("study")
-    manifest = pd.read_csv(DEMO_MANIFEST)
-    us = manifest[manifest["modality"] == "US"]
-    chosen = pd.concat([us[us["label"] == label].head(N_PER_CLASS) for label in (0, 1)])
-    for column in ("image", "mask"):
-        chosen[column] = [str(DEMO_MANIFEST.parent / path) for path in chosen[column]]
+    chosen, others = demo_us_rows(N_PER_CLASS)
     chosen.to_csv(folder / "manifest.csv", index=False)
-    held_out = us[~us["patient_id"].isin(chosen["patient_id"])].groupby("label").head(2).copy()
-    for column in ("image", "mask"):
-        held_out[column] = [str(DEMO_MANIFEST.parent / path) for path in held_out[column]]
+    held_out = others.groupby("label").head(2).copy()
     study = {
         "name": "tiny",
         "cohort": {"manifest": "manifest.csv", "modalities": ["US"]},
