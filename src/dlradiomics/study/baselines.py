@@ -108,4 +108,6 @@ def with_cnn_baselines(grid: GridResult, settings: StudySettings, table: pd.Data
                                    lambda: run_cnn_baselines(settings, table, grid.fold_table))
     results = pd.concat([grid.results, frames["results"]], ignore_index=True)
     oof = pd.concat([grid.oof, frames["oof"]], ignore_index=True) if len(frames["oof"]) else grid.oof
-    return GridResult(results=results, oof=oof, fold_table=grid.fold_table, selection_rule=grid.selection_rule), cached
+    # A CNN has no named features, so the grid's terms (what each model read) stay as they are.
+    return GridResult(results=results, oof=oof, fold_table=grid.fold_table, selection_rule=grid.selection_rule,
+                      terms=grid.terms), cached
