@@ -15,7 +15,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from typer.testing import CliRunner
 
-from dlradiomics.bundle import MODEL_FILE, BundleError, load_bundle, save_bundle
+from dlradiomics.bundle import MODEL_FILE, BundleError, classes_beyond_allowlist, load_bundle, save_bundle
 from dlradiomics.bundle.allowlist import DATA_TYPES, allowed_types
 from dlradiomics.bundle.audit import schema_nodes
 from dlradiomics.cli import app
@@ -240,14 +240,22 @@ def test_the_allowlist_is_exactly_what_grid_models_hold(grid_bundles):
 
 # --- a user's own estimator class --------------------------------------------------------------------
 
+def test_a_model_of_allowlisted_classes_needs_no_trust():
+    table, labels = patient_table(40)
+    assert classes_beyond_allowlist(fitted_pipeline(table, labels)) == []
+
+
 def test_a_users_own_class_loads_only_when_each_class_is_named(tmp_path):
     table, labels = patient_table(40)
     model = make_pipeline(SimpleImputer(), HistGradientBoostingClassifier(max_iter=5)).fit(table, labels)
     with pytest.raises(BundleError, match="HistGradientBoostingClassifier"):
         _genuine_bundle(tmp_path / "refused", model)
-    own = sorted({name for name, _ in schema_nodes(read_skops(skops.io.dumps(model))[0])} - set(allowed_types()))
+    own = classes_beyond_allowlist(model)
     assert "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier" in own
     folder, _, _ = _genuine_bundle(tmp_path / "bundle", model, trusted=own)
+    for left_out in own:  # the helper names exactly what a loader needs: each name is required
+        with pytest.raises(BundleError, match=left_out.rpartition(".")[2]):
+            load_bundle(folder, trusted=[name for name in own if name != left_out])
 
     with pytest.raises(BundleError, match="HistGradientBoostingClassifier"):
         load_bundle(folder)

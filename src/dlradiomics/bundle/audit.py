@@ -22,8 +22,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dlradiomics.bundle.allowlist import class_name, permitted
+from dlradiomics.bundle.allowlist import allowed_types, class_name, permitted
 from dlradiomics.bundle.errors import BundleError
+from dlradiomics.bundle.metadata import MODEL_FILE
 
 SCHEMA_MEMBER = "schema.json"
 MAX_SCHEMA_BYTES = 64 << 20  # a genuine schema of the largest grid model is well under 1 MiB
@@ -103,6 +104,24 @@ def schema_nodes(schema: Any) -> list[tuple[str, str]]:
         elif isinstance(item, list):
             pending.extend(item)
     return found
+
+
+def classes_beyond_allowlist(model: Any) -> list[str]:
+    """The classes a fitted model holds that `load_bundle` refuses unless the caller names them.
+
+    The bundle decides what is trusted, so the study asks here which classes of a user's own
+    estimator a bundle must record (and a loader must pass as `load_bundle(path, trusted=...)`).
+
+    Args:
+        model: a fitted estimator, as `save_bundle` would write it.
+
+    Returns:
+        The sorted `module.Class` names (as skops names them) that are not on the allowlist.
+    """
+    import skops.io
+
+    schema = _schema_of(skops.io.dumps(model), Path(MODEL_FILE))
+    return sorted({name for name, _ in schema_nodes(schema)} - set(allowed_types()))
 
 
 def audit_model_file(payload: bytes, source: Path, trusted: Sequence[str] = ()) -> list[str]:

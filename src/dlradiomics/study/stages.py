@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import warnings
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import skops.io
 from sklearn.base import BaseEstimator, clone
 
-from dlradiomics.bundle import save_bundle
-from dlradiomics.bundle.allowlist import allowed_types
-from dlradiomics.bundle.audit import schema_nodes
+from dlradiomics.bundle import classes_beyond_allowlist, save_bundle
 from dlradiomics.cohort import Cohort, read_manifest
 from dlradiomics.cohort.qa import QaSummary, run_qa
 from dlradiomics.evaluation import (
@@ -320,13 +314,6 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
     logger.info("final model %s refitted on %d patients; threshold %.3f; bundle %s", configuration.label,
                 X.index.nunique(), threshold, path)
     return FinalModel(configuration=best, bundle_path=path, threshold=threshold, n_patients=int(X.index.nunique()))
-
-
-def classes_beyond_allowlist(model: BaseEstimator) -> list[str]:
-    """The classes a fitted model holds that a bundle does not load unless named (`load_bundle(trusted=...)`)."""
-    with zipfile.ZipFile(io.BytesIO(skops.io.dumps(model))) as archive:
-        schema = json.loads(archive.read("schema.json"))
-    return sorted({name for name, _ in schema_nodes(schema)} - set(allowed_types()))
 
 
 def gallery_rows(table: pd.DataFrame, count: int) -> pd.DataFrame:
