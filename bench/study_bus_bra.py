@@ -32,10 +32,11 @@ from dlradiomics.cohort.loaders import bus_bra_manifest
 from dlradiomics.evaluation.crossval import cross_validate_patients
 from dlradiomics.evaluation import GridResult, run_grid
 from dlradiomics.evaluation.metrics import bootstrap_metrics, format_estimate
-from dlradiomics.evaluation.splits import fold_table_from_column, save_fold_table
+from dlradiomics.evaluation.splits import fold_table_from_column
 from dlradiomics.evaluation.stats import delong_auc_ci, delong_test
 from dlradiomics.features.radiomic import extract_radiomic_features
 from dlradiomics.features.deep import compute_embeddings
+from dlradiomics.io.atomic import write_csv_atomic
 from dlradiomics.models import CLASSIFIERS, FUSIONS, SOURCES, ModelConfiguration, build_estimator, build_model_table
 
 BIRADS_POSITIVE_FROM = 4
@@ -88,7 +89,7 @@ def main() -> None:
           f"{radiomic.shape[0]} radiomic rows, {deep.shape[0]} deep rows")
 
     fold_table = fold_table_from_column(table, "fold5")
-    save_fold_table(fold_table, args.out / "folds.csv")
+    write_csv_atomic(fold_table, args.out / "folds.csv")
     started = time.perf_counter()
     common = dict(modality_sets=[("US",)], outer=fold_table, n_boot=args.n_boot, n_jobs=args.jobs)
     with warnings.catch_warnings():
@@ -107,8 +108,8 @@ def main() -> None:
         fold_table=fold_table,
     )
     stage_seconds["grid"] = time.perf_counter() - started
-    grid.results.to_csv(args.out / "results.csv", index=False)
-    grid.oof.to_csv(args.out / "oof_predictions.csv", index=False)
+    write_csv_atomic(grid.results, args.out / "results.csv")
+    write_csv_atomic(grid.oof, args.out / "oof_predictions.csv")
 
     completed = grid.completed.sort_values("auc", ascending=False)
     print("\nPatient-level out-of-fold results, publishers' 5 folds (threshold: Youden on inner CV):")
@@ -155,7 +156,7 @@ def main() -> None:
     print(f"Same model, threshold set on training folds for sensitivity {radiologist_sensitivity:.3f} and frozen: "
           f"test sensitivity {format_estimate(*frozen_metrics.loc['sensitivity'])}, "
           f"specificity {format_estimate(*frozen_metrics.loc['specificity'])}")
-    frozen.to_csv(args.out / "best_model_at_radiologist_sensitivity.csv", index=False)
+    write_csv_atomic(frozen, args.out / "best_model_at_radiologist_sensitivity.csv")
 
     print("\nWall time per stage:")
     for stage, seconds in stage_seconds.items():

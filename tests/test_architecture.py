@@ -46,13 +46,14 @@ ONLY = {
     "store": {"store"},
     "models": {"models"},
     "cohort": {"cohort", "io"},
+    # Evaluation computes on tables and writes no files: its callers write what it returns.
+    "evaluation": {"models"},
     "leaf": set(),
 }
 # The top floor: the case viewer and the user pages serve the commands and nothing else.
 ONLY_IMPORTED_BY = {"serve": {"cli"}, "docs": {"cli"}}
 NEVER = {
     "features": {"models", "evaluation", "study", "report", "cli"},
-    "evaluation": {"cohort", "features", "study", "report", "cli"},
     "bundle": {"study", "report", "cli"},
     "report": {"study", "models", "bundle"},
     "study": {"cli"},
@@ -239,6 +240,35 @@ def test_relative_imports_resolve(tmp_path):
 def test_module_imports_nothing_its_floor_forbids(module):
     broken = forbidden_imports(module)
     assert not broken, f"{part_of(module)} may not import these: " + "; ".join(map(str, broken))
+
+
+# Calls that write a file; evaluation makes none of them (outputs are written atomically by io's writers).
+FILE_WRITING_CALLS = {"to_csv", "to_parquet", "to_json", "to_excel", "write_text", "write_bytes", "savefig", "dump"}
+
+
+def _file_writes(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name in FILE_WRITING_CALLS or (name == "open" and any(
+                isinstance(argument, ast.Constant) and isinstance(argument.value, str) and set(argument.value) & set("wax")
+                for argument in [*node.args[1:2], *(keyword.value for keyword in node.keywords if keyword.arg == "mode")])):
+            found.append(f"{path.name}:{node.lineno} {name}(...)")
+    return found
+
+
+def test_the_file_write_check_sees_writes(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("def f(t, p):\n    t.to_csv(p)\n    open(p, 'w')\n    open(p, mode='ab')\n    open(p)\n")
+    assert _file_writes(module) == ["m.py:2 to_csv(...)", "m.py:3 open(...)", "m.py:4 open(...)"]
+
+
+def test_evaluation_writes_no_files():
+    writes = [found for module, path in package_modules().items() if part_of(module) == "evaluation"
+              for found in _file_writes(path)]
+    assert not writes, f"evaluation writes files (callers should, with dlradiomics.io.atomic): {writes}"
 
 
 @pytest.mark.parametrize("module", _cases(PENDING_CYCLES))

@@ -15,8 +15,8 @@ from dlradiomics.evaluation.splits import (
     fold_table_from_column,
     iter_outer_folds,
     load_fold_table,
-    save_fold_table,
 )
+from dlradiomics.io.atomic import write_csv_atomic
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_holdout_keeps_a_fifth_of_patients_with_both_classes(image_rows):
 def test_fold_table_round_trips_through_csv(image_rows, tmp_path):
     _, y, groups = image_rows
     table = RepeatedPatientKFold(n_splits=4, n_repeats=2).fold_table(y, groups)
-    loaded = load_fold_table(save_fold_table(table, tmp_path / "folds.csv"))
+    loaded = load_fold_table(write_csv_atomic(table, tmp_path / "folds.csv"))
     pd.testing.assert_frame_equal(loaded, table)
 
 

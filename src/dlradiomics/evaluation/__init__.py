@@ -35,7 +35,6 @@ from dlradiomics.evaluation.splits import (
     fold_table_from_column,
     iter_outer_folds,
     load_fold_table,
-    save_fold_table,
 )
 from dlradiomics.evaluation.stats import (
     AucComparison,
@@ -79,7 +78,6 @@ __all__ = [
     "run_canary",
     "run_grid",
     "run_grid_canary",
-    "save_fold_table",
     "summarise_predictions",
     "threshold_for_sensitivity",
     "youden_threshold",

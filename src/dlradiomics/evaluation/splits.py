@@ -125,24 +125,11 @@ def fold_table_from_column(table: pd.DataFrame, column: str, *, patient_column: 
     return _sorted_fold_table(pd.DataFrame({"patient_id": folds.index, "repeat": 0, "fold": folds.to_numpy()}))
 
 
-def save_fold_table(fold_table: pd.DataFrame, path: str | Path) -> Path:
-    """Write a fold table to CSV so later experiments reuse the same folds.
-
-    Args:
-        fold_table: The fold table.
-        path: Destination CSV file.
-
-    Returns:
-        The path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    check_fold_table(fold_table).to_csv(path, index=False)
-    return path
-
-
 def load_fold_table(path: str | Path) -> pd.DataFrame:
-    """Read a fold table written by `save_fold_table`.
+    """Read a fold table from CSV (a run folder's `folds.csv`, or any CSV `patient_id,repeat,fold`).
+
+    Evaluation reads fold tables but writes no files: a caller writes one with
+    `dlradiomics.io.atomic.write_csv_atomic(fold_table, path)`, as the study writes `folds.csv`.
 
     Args:
         path: CSV file.

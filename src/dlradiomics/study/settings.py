@@ -388,8 +388,8 @@ class CVSettings(_Section):
         seed: seed of the first repeat.
         fold_column: a manifest column giving each patient's outer fold instead (e.g. the
             publishers' folds); overrides outer_folds and repeats.
-        split_file: a CSV `patient_id,repeat,fold` giving each patient's outer fold instead (as
-            `dlradiomics.evaluation.splits.save_fold_table` writes it).
+        split_file: a CSV `patient_id,repeat,fold` giving each patient's outer fold instead (a
+            run folder's `folds.csv` is one).
     """
 
     outer_folds: int = Field(5, ge=2)
