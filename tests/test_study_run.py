@@ -59,16 +59,49 @@ def test_run_folder_holds_provenance(tiny_study):
 def test_report_is_complete_and_self_contained(tiny_study):
     _, first, _, _ = tiny_study
     html = first.report_path.read_text()
-    assert html.index("A tiny test cohort.") < html.index("Cohort and data quality</h2>")
-    for heading in ("Methods", "Results", "ROC curves", "Chosen model", "Grad-CAM gallery", "Leakage canary"):
+    # the answer first: the headline, then the study's caveat, then the sections
+    assert html.index("Chosen model</dt>") < html.index("A tiny test cohort.") < html.index("Cohort and data quality</h2>")
+    for heading in ("Methods", "Results", "ROC curves", "Chosen model", "Explaining the chosen model", "Leakage canary",
+                    "Reporting checklist", "Provenance"):
         assert f"{heading}</h2>" in html
     assert not [link for link in re.findall(r'(?:src|href)="([^"]*)"', html) if not link.startswith(("data:", "#"))]
+    anchors = set(re.findall(r'id="([^"]+)"', html))
+    assert {link[1:] for link in re.findall(r'href="(#[^"]*)"', html)} <= anchors  # every in-report link lands
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert len(images) >= 6  # ROC, confusion, DCA, calibration, Grad-CAM overlays
+    assert len(images) >= 7  # forest plot, ROC, confusion, calibration, DCA, the case gallery
     for data in images:
         Image.open(io.BytesIO(base64.b64decode(data))).verify()
-    results = pd.read_csv(first.report_path.parent / "tables" / "results_long.csv")
+    tables = first.report_path.parent / "tables"
+    results = pd.read_csv(tables / "results_long.csv")
     assert set(results.loc[results["status"] == "ok", "source"]) == {"radiomic", "deep"}
+    assert "<td class=num>18</td>" in html and "18.000" not in html  # counts print as integers
+    assert results["n_patients"].dtype.kind == "i"
+    for name in ("table1", "chosen_model_features", "calibration", "tripod_ai_checklist", "case_gallery"):
+        assert (tables / f"{name}.csv").exists() and (tables / f"{name}.tex").exists(), name
+
+
+def test_the_headline_ends_the_run_and_names_the_chosen_model(tiny_study):
+    _, first, _, _ = tiny_study
+    best = first.best
+    label = f"{best['source']} | {best['modalities']} | {best['fusion']} | {best['classifier']}"
+    assert first.headline[0].startswith(f"Chosen model: {label}")
+    assert first.headline[1] == f"AUC: {best['auc']:.3f} (95% CI {best['auc_ci_low']:.3f}-{best['auc_ci_high']:.3f})"
+    assert "Coverage: 18 of 18 patients scored" in first.headline
+    assert first.headline[-1].startswith("Leakage canary: ")
+
+
+def test_a_radiomic_model_is_explained_by_its_features_not_by_grad_cam(tiny_study):
+    _, first, _, _ = tiny_study
+    tables = first.report_path.parent / "tables"
+    gallery = pd.read_csv(tables / "case_gallery.csv")
+    assert gallery["patient_id"].is_unique and set(gallery["outcome"]) <= {"TP", "FN", "TN", "FP"}
+    html = first.report_path.read_text()
+    if first.best["source"] == "radiomic":
+        features = pd.read_csv(tables / "chosen_model_features.csv")
+        assert len(features) and features["selected in outer folds"].str.endswith("/3").all()
+        assert "so no Grad-CAM is shown" in html
+        assert not (first.run_dir / "gradcam").exists()
+    assert "nan%" not in html
 
 
 def test_rerun_reuses_every_cached_result(tiny_study):

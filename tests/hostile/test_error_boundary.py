@@ -124,6 +124,7 @@ def test_a_run_that_fails_is_marked_failed_with_its_error_in_run_log(manifest, t
     assert not (run_dir / "COMPLETE").exists()
     log = (run_dir / "run.log").read_text()
     assert "run failed: RuntimeError: boom" in log and "Traceback" in log
+    assert "stage failed: experiment grid" in log and "stage finished: experiment grid" not in log
     assert (run_dir / "input_hashes.csv").is_file()  # what was written before the failure stays
     assert list((tmp_path / "output").glob("crash-*.log"))  # the crash log sits in the study's output folder
 

@@ -47,6 +47,13 @@ def run(study: Path = typer.Argument(..., help="The study YAML file."),
                    "lists every configuration with its note.", err=True)
         raise typer.Exit(2)
     typer.echo(f"model bundle: {result.bundle_path}")
+    _print_headline(result)
+
+
+def _print_headline(result) -> None:
+    """The report's headline, last: the answer a user ran the study for."""
+    if result.headline:
+        typer.echo("\n" + "\n".join(result.headline))
 
 
 def _name_failed_run(output: Path) -> None:
@@ -93,6 +100,7 @@ def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="Folder for
     result = run_demo(prepare_output_folder(out), progress=progress)
     _print_outcome(result)
     typer.echo(f"report: {result.report_path}\nmodel bundle: {result.bundle_path}")
+    _print_headline(result)
 
 
 @app.command()

@@ -1,15 +1,20 @@
 """One self-contained HTML report: inline CSS, images embedded as base64 PNG, readable offline.
 
-Tables are also written as `tables/<name>.csv` and figures stay as `figures/*.png` beside it.
+Tables are also written as `tables/<name>.csv` and `tables/<name>.tex` (for a paper) and figures
+stay as `figures/*.png` beside it. Counts print as integers ("40", not "40.000") in every format,
+and long text cells wrap instead of running off the page.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -27,11 +32,13 @@ class ReportTable:
         name: file stem of its CSV under `tables/` (letters, digits, `_`, `-`).
         caption: heading shown above it.
         frame: the data.
+        link_column: a column of in-report links (``#anchor``), shown as clickable links.
     """
 
     name: str
     caption: str
     frame: pd.DataFrame
+    link_column: str | None = None
 
 
 @dataclass
@@ -66,8 +73,33 @@ class ReportSection:
     small_figures: bool = False
 
 
-def _anchor(heading: str) -> str:
+def section_anchor(heading: str) -> str:
+    """The id of a section in the HTML (``"Chosen model"`` -> ``"chosen-model"``), for links to it."""
     return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
+
+
+# Whole-number columns whose name says they count something print as integers even when every
+# value is 0 or 1 (a metric column of whole numbers, such as an AUC of 1.0, keeps its decimals).
+_COUNT_NAME = re.compile(r"(^n_|^n$|count|patients|images|rows|events|folds|selected_in|^malignant$|^benign$)")
+
+
+def with_integer_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Float columns of whole numbers that are counts, as nullable integers (blank where missing).
+
+    A column is taken for a count when every value is a whole number and either its name says so
+    or some value exceeds 1 (no probability or metric does).
+    """
+    converted = frame.copy()
+    for column in converted.columns:
+        values = converted[column]
+        if not pd.api.types.is_float_dtype(values):
+            continue
+        present = values.dropna()
+        if present.empty or not (present == present.round()).all() or not present.abs().le(2**53).all():
+            continue
+        if _COUNT_NAME.search(str(column).lower()) or present.abs().max() > 1:
+            converted[column] = values.astype("Int64")
+    return converted
 
 
 def _png_base64(path: Path) -> str:
@@ -77,21 +109,53 @@ def _png_base64(path: Path) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _table_html(frame: pd.DataFrame) -> str:
+def _cell(value, link: bool) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.3f}"
+    text = escape(str(value))
+    if link and re.fullmatch(r"#[a-z0-9-]+", str(value)):
+        return f'<a href="{text}">{text}</a>'
+    return text
+
+
+def _table_html(frame: pd.DataFrame, link_column: str | None = None) -> str:
+    """An HTML table: numbers right-aligned with 3 decimals (counts as integers), text left-aligned and
+    wrapping at spaces, headers wrapping at underscores, links in `link_column`."""
     shown = frame.head(MAX_ROWS_SHOWN)
-    return shown.to_html(index=False, float_format=lambda value: f"{value:.3f}", na_rep="", border=0)
+    numeric = [pd.api.types.is_numeric_dtype(shown[column]) and not pd.api.types.is_bool_dtype(shown[column])
+               for column in shown.columns]
+    header = "".join(f'<th{" class=num" if is_number else ""}>{escape(str(column)).replace("_", "_<wbr>")}</th>'
+                     for column, is_number in zip(shown.columns, numeric))
+    body = []
+    for values in shown.itertuples(index=False, name=None):
+        cells = "".join(f'<td{" class=num" if is_number else ""}>{_cell(value, column == link_column)}</td>'
+                        for value, column, is_number in zip(values, shown.columns, numeric))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _table_latex(frame: pd.DataFrame, caption: str, name: str) -> str:
+    """A LaTeX table (booktabs) of a report table: special characters escaped, 3 decimals."""
+    return frame.to_latex(index=False, float_format=lambda value: f"{value:.3f}", na_rep="", escape=True,
+                          caption=caption, label=f"tab:{name}", longtable=len(frame) > 40)
 
 
 def write_report(out_dir: str | Path, *, title: str, opening: str, sections: list[ReportSection],
-                 footer: str = "") -> Path:
-    """Write `report.html` and `tables/*.csv` into a folder.
+                 footer: str = "", headline: Sequence[tuple[str, str]] = (), problems: Sequence[str] = (),
+                 headline_figure: ReportFigure | None = None) -> Path:
+    """Write `report.html` with `tables/*.csv` and `tables/*.tex` into a folder.
 
     Args:
         out_dir: the report folder (created if needed).
         title: report title.
-        opening: the first sentence(s): what the cohort is and any caveat a reader must see first.
+        opening: a caveat a reader must see first (what the cohort is), shown under the headline.
         sections: the sections, in order.
         footer: small print at the end (versions, run folder).
+        headline: (label, text) pairs shown first, in a box: the answer of the study.
+        problems: labels of headline items to show as problems (in red).
+        headline_figure: a figure shown right under the headline (e.g. the forest plot).
 
     Returns:
         The path of `report.html`.
@@ -108,11 +172,13 @@ def write_report(out_dir: str | Path, *, title: str, opening: str, sections: lis
         for table in section.tables:
             if not re.fullmatch(r"[A-Za-z0-9_-]+", table.name):
                 raise ValueError(f"table name {table.name!r} must use letters, digits, '_' or '-' only")
-            write_csv_atomic(table.frame, tables_dir / f"{table.name}.csv")
-            rendered_tables.append({"name": table.name, "caption": table.caption, "html": _table_html(table.frame)})
+            frame = with_integer_counts(table.frame)
+            write_csv_atomic(frame, tables_dir / f"{table.name}.csv")
+            write_text_atomic(tables_dir / f"{table.name}.tex", _table_latex(frame, table.caption, table.name))
+            rendered_tables.append({"name": table.name, "caption": table.caption, "html": _table_html(frame, table.link_column)})
         rendered_sections.append({
             "heading": section.heading,
-            "anchor": _anchor(section.heading),
+            "anchor": section_anchor(section.heading),
             "paragraphs": section.paragraphs,
             "tables": rendered_tables,
             "figures": [{"caption": figure.caption, "data": _png_base64(figure.path)} for figure in section.figures],
@@ -120,6 +186,10 @@ def write_report(out_dir: str | Path, *, title: str, opening: str, sections: lis
         })
     environment = Environment(loader=PackageLoader("dlradiomics.report", "templates"),
                               autoescape=select_autoescape(["html", "j2"]))
+    figure = ({"caption": headline_figure.caption, "data": _png_base64(headline_figure.path)}
+              if headline_figure is not None else None)
     html = environment.get_template("report.html.j2").render(
-        title=title, opening=opening, sections=rendered_sections, footer=footer)
+        title=title, opening=opening, sections=rendered_sections, footer=footer,
+        headline=[{"label": label, "text": text, "problem": label in problems} for label, text in headline],
+        headline_figure=figure)
     return write_text_atomic(out_dir / REPORT_FILE, html)

@@ -1,15 +1,17 @@
 """One study run: every stage in order, into a new run folder, and what the run produced.
 
 Stages, in order: cohort and QA, provenance, features (through the shared store), the experiment
-grid in nested patient-grouped CV, the permuted-label canary, Grad-CAM, the final model (the
-configuration chosen by inner CV, refitted on all patients, threshold frozen from inner
-out-of-fold predictions), and the report. Grid and canary results are cached in the store under a
+grid in nested patient-grouped CV, the permuted-label canary, Grad-CAM heads (only when the chosen
+model reads deep features), the final model (the configuration chosen by inner CV, refitted on all
+patients, threshold frozen from inner out-of-fold predictions), what explains it (selection
+frequency, weights, permutation importance, a gallery of right and wrong cases), and the report. Grid and canary results are cached in the store under a
 key of their inputs, so a re-run with unchanged inputs recomputes nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from dlradiomics.io.atomic import write_csv_atomic, write_yaml_atomic
-from dlradiomics.report.study_report import StudyReportInputs, write_study_report
+from dlradiomics.report.study_report import StudyReportInputs, study_headline, write_study_report
 from dlradiomics.store import FeatureStore
 from dlradiomics.study.accounting import manifest_row_of, with_feature_failures
-from dlradiomics.study.explain import fit_gradcam_heads, write_gradcam_overlays
+from dlradiomics.study.explain import fit_gradcam_heads
+from dlradiomics.study.interpretation import explain_chosen_model
 from dlradiomics.study.features import compute_feature_tables, feature_kinds_for
 from dlradiomics.study.preflight import check_feature_coverage, preflight_study
 from dlradiomics.study.run_folder import (
@@ -34,8 +37,8 @@ from dlradiomics.study.run_folder import (
 from dlradiomics.study.settings import StudySettings
 from dlradiomics.study.stage_timer import StageTimer
 from dlradiomics.study.stages import (
+    chosen_estimator,
     fit_final_model,
-    gallery_rows,
     load_cohort,
     run_grid_cached,
 )
@@ -58,6 +61,8 @@ class StudyResult:
         unused_rows: every manifest row the study did not use, with the reason.
         warnings: what the preflight checks found that did not stop the study.
         n_manifest_rows: rows in the manifest.
+        headline: the report's headline as text lines (the chosen model, its AUC and operating point,
+            the runner-up, coverage, the canary's verdict), for the end of the terminal output.
     """
 
     run_dir: Path
@@ -69,6 +74,12 @@ class StudyResult:
     unused_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     warnings: list[str] = field(default_factory=list)
     n_manifest_rows: int = 0
+    headline: list[str] = field(default_factory=list)
+
+
+def cases_per_outcome(examples: int) -> int:
+    """Gallery cases per outcome (TP, FN, TN, FP) from the study's `report.gradcam_examples`."""
+    return 0 if examples <= 0 else max(1, math.ceil(examples / 4))
 
 
 def run_study(settings: StudySettings, *, progress: bool = True, opening: str | None = None) -> StudyResult:
@@ -132,33 +143,44 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
             with timer.stage("permuted-label canary", spinner=True):
                 canary, _ = run_grid_cached(settings, features, cohort_stage.table, store, namespace="canary",
                                             permute_labels=True)
+        chosen = None if grid.candidates.empty else chosen_estimator(settings, grid.best)
+        reads_deep = chosen is not None and "deep" in chosen[0].kinds
         gradcam_tensors: dict[str, np.ndarray] = {}
-        gallery = pd.DataFrame()
-        if "deep" in features.tables:
-            with timer.stage("Grad-CAM"):
+        if reads_deep:
+            # Grad-CAM heads only for a chosen model that reads deep features: overlays of a CNN that
+            # takes no part in the prediction would explain a different model.
+            with timer.stage("Grad-CAM heads"):
                 gradcam_tensors = fit_gradcam_heads(features.tables["deep"], list(settings.cohort.modalities),
                                                     seed=settings.cv.seed)
-                examples = gallery_rows(cohort_stage.table, settings.report.gradcam_examples)
-                gallery = write_gradcam_overlays(examples, run.root / "gradcam", tensors=gradcam_tensors,
-                                                 backbone=settings.deep.backbone, weights=settings.deep.weights,
-                                                 progress=progress, weights_dir=settings.deep.weights_dir)
-        final = None
-        if not grid.candidates.empty:
+        final = explanation = None
+        if chosen is not None:
             with timer.stage("final model"):
                 final = fit_final_model(settings, grid, features, run, radiomics_params, gradcam_tensors,
                                         progress=progress)
+            with timer.stage("explaining the chosen model"):
+                gradcam = ({"tensors": gradcam_tensors, "backbone": settings.deep.backbone,
+                            "weights": settings.deep.weights, "weights_dir": settings.deep.weights_dir}
+                           if reads_deep else None)
+                explanation = explain_chosen_model(
+                    grid, features, cohort_stage.table, configuration=chosen[0], estimator=chosen[1],
+                    final_terms=final.terms, cases_per_outcome=cases_per_outcome(settings.report.gradcam_examples),
+                    out_dir=run.root / "gallery", gradcam=gradcam, seed=settings.cv.seed, progress=progress)
         with timer.stage("report", spinner=True):
-            report_path = write_study_report(StudyReportInputs(
+            inputs = StudyReportInputs(
                 settings=settings, run=run, cohort=cohort_stage, features=features, grid=grid, canary=canary,
-                final=final, gallery=gallery, opening=opening or settings.report.note, versions=versions,
-                grid_cached=grid_cached, stage_seconds=dict(timer.seconds)))
+                final=final, opening=opening or settings.report.note, versions=versions, grid_cached=grid_cached,
+                stage_seconds=dict(timer.seconds), explanation=explanation,
+                radiomics_settings=radiomics_params.get("setting", {}))
+            headline = study_headline(inputs)
+            report_path = write_study_report(inputs, headline)
         mark_run_complete(run)
         point_latest_at(run)
         return StudyResult(run_dir=run.root, report_path=report_path,
                            bundle_path=final.bundle_path if final else None, results=grid.results,
                            best=final.configuration if final else None, stage_seconds=dict(timer.seconds),
                            unused_rows=cohort_stage.unused, warnings=list(preflight.warnings),
-                           n_manifest_rows=len(cohort_stage.cohort.table) + len(cohort_stage.cohort.rejected))
+                           n_manifest_rows=len(cohort_stage.cohort.table) + len(cohort_stage.cohort.rejected),
+                           headline=headline.lines() if headline is not None else [])
     except BaseException as error:
         mark_run_failed(run, error)
         raise

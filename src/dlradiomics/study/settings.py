@@ -434,7 +434,9 @@ class ReportSettings(_Section):
 
     Args:
         bootstrap: patient-level bootstrap replicates for 95% confidence intervals.
-        gradcam_examples: Grad-CAM overlays in the gallery.
+        gradcam_examples: cases in the gallery of the chosen model's right and wrong calls (a quarter
+            each of true/false positives/negatives, distinct patients), with Grad-CAM when the chosen
+            model reads deep features.
         canary: run the permuted-label canary (the whole pipeline on shuffled labels).
         note: a sentence the report opens with (e.g. what the cohort is).
     """

@@ -40,6 +40,7 @@ from dlradiomics.models import (
     aggregate_by_patient,
     build_estimator,
     describe_step,
+    model_terms,
 )
 from dlradiomics.progress import Progress
 from dlradiomics.store import FeatureStore
@@ -93,12 +94,15 @@ class FinalModel:
         bundle_path: where the bundle was saved.
         threshold: the frozen threshold (from inner out-of-fold predictions on all patients).
         n_patients: patients it was fitted on.
+        terms: what the fitted model reads: its selected columns and their weights
+            (`dlradiomics.models.model_terms`).
     """
 
     configuration: pd.Series
     bundle_path: Path
     threshold: float
     n_patients: int
+    terms: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load_cohort(settings: StudySettings, *, progress: bool = False) -> CohortStage:
@@ -256,13 +260,9 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
     the count of fits (the model on all patients, then one per inner fold) and the time left.
     """
     best = grid.best
-    configuration = ModelConfiguration(best["source"], tuple(best["modalities"].split("+")), best["fusion"],
-                                       best["classifier"])
+    configuration, estimator = chosen_estimator(settings, best)
     kinds = list(configuration.kinds)
     X, y, groups = model_table_for(features.tables, list(configuration.modalities), kinds)
-    estimator = build_estimator(configuration, selections=selections_for(settings),
-                                custom_classifiers=own_classifiers_for(settings), dlr=dlr_for(settings),
-                                inner_cv=settings.cv.inner_folds, random_state=settings.cv.seed)
     inner_folds = list(PatientGroupKFold(settings.cv.inner_folds, random_state=settings.cv.seed)
                        .split(X, y, groups.to_numpy()))
     inner_probability = np.full(len(X), np.nan)
@@ -313,13 +313,15 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
                        trusted=own_classes)
     logger.info("final model %s refitted on %d patients; threshold %.3f; bundle %s", configuration.label,
                 X.index.nunique(), threshold, path)
-    return FinalModel(configuration=best, bundle_path=path, threshold=threshold, n_patients=int(X.index.nunique()))
+    return FinalModel(configuration=best, bundle_path=path, threshold=threshold, n_patients=int(X.index.nunique()),
+                      terms=model_terms(model))
 
 
-def gallery_rows(table: pd.DataFrame, count: int) -> pd.DataFrame:
-    """A balanced pick of ROIs for the Grad-CAM gallery: take one ROI of each modality and class in turn."""
-    if count <= 0:
-        return table.head(0)
-    rank_in_group = table.groupby(["modality", "label"], sort=True).cumcount()
-    return table.assign(_rank=rank_in_group).sort_values(["_rank", "modality", "label"], kind="stable") \
-        .head(count).drop(columns="_rank")
+def chosen_estimator(settings: StudySettings, row: pd.Series) -> tuple[ModelConfiguration, BaseEstimator]:
+    """The configuration of a results row and its unfitted estimator, built as the grid builds it."""
+    configuration = ModelConfiguration(row["source"], tuple(str(row["modalities"]).split("+")), row["fusion"],
+                                       row["classifier"])
+    estimator = build_estimator(configuration, selections=selections_for(settings),
+                                custom_classifiers=own_classifiers_for(settings), dlr=dlr_for(settings),
+                                inner_cv=settings.cv.inner_folds, random_state=settings.cv.seed)
+    return configuration, estimator

@@ -1,0 +1,66 @@
+"""The headline: the chosen model, its numbers, the runner-up with DeLong's p, coverage and the canary's verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlradiomics.evaluation import delong_test, run_grid
+from dlradiomics.report.headline import (
+    CanaryVerdict,
+    Estimate,
+    ReferenceOperatingPoint,
+    build_headline,
+    canary_verdict,
+    configuration_label,
+)
+from evaluation_data import make_feature_tables
+
+
+@pytest.fixture(scope="module")
+def grid():
+    tables = make_feature_tables(n_patients=70, modalities=("US",), seed=3)
+    return run_grid(tables, sources=["radiomic"], classifiers=["logistic", "knn"], fusions=["early"], n_boot=30,
+                    seed=0)
+
+
+def test_the_headline_names_the_chosen_model_and_its_runner_up_by_inner_auc(grid):
+    headline = build_headline(grid, patients=75, threshold_rule="thresholds frozen on training folds by Youden's J",
+                              n_boot=30)
+    ranked = grid.completed.sort_values("inner_auc", ascending=False)
+    best, second = ranked.iloc[0], ranked.iloc[1]
+    assert headline.model == configuration_label(best)
+    assert headline.auc.value == pytest.approx(best["auc"])
+    assert headline.sensitivity.value == pytest.approx(best["sensitivity"])
+    label, auc, p = headline.runner_up
+    assert label == configuration_label(second) and auc == pytest.approx(second["auc"])
+    a = grid.predictions_of(best).set_index("patient_id").sort_index()
+    b = grid.predictions_of(second).set_index("patient_id").sort_index()
+    assert p == pytest.approx(delong_test(a["y_true"].to_numpy(), a["prob"].to_numpy(), b["prob"].to_numpy()).p_value)
+    assert (headline.scored, headline.patients) == (70, 75)
+    lines = headline.lines()
+    assert lines[0].startswith(f"Chosen model: {configuration_label(best)}")
+    assert any(line.startswith("Coverage: 70 of 75 patients scored (5 lack") for line in lines)
+    assert any(line.startswith("Runner-up: ") and "DeLong p = " in line for line in lines)
+    assert lines[-1] == "Leakage canary: not run"
+    assert headline.procedure_auc is not None  # both configurations scored the same patients
+
+
+def test_the_canary_is_flagged_outside_its_band_in_either_direction():
+    assert CanaryVerdict(Estimate(0.52, 0.45, 0.59), "x").passed
+    low = CanaryVerdict(Estimate(0.307, 0.17, 0.45), "x")
+    high = CanaryVerdict(Estimate(0.66, 0.60, 0.72), "x")
+    assert not low.passed and "PROBLEM" in low.describe() and "below" in low.describe()
+    assert not high.passed and "above" in high.describe()
+
+
+def test_a_canary_grid_gives_the_whole_procedures_verdict(grid):
+    verdict = canary_verdict(grid, n_boot=30, seed=0)
+    assert "whole procedure over 2 configurations" in verdict.what
+
+
+def test_a_clinical_reference_is_shown_when_given(grid):
+    reference = ReferenceOperatingPoint("radiologist, BI-RADS >= 4", 0.936, 0.777, 70, model_specificity=0.70,
+                                        mcnemar_p=0.0004)
+    headline = build_headline(grid, patients=70, threshold_rule="r", reference=reference, n_boot=30)
+    line = [text for label, text in headline.items() if label == "Clinical reference"][0]
+    assert "sensitivity 0.936, specificity 0.777 (70 patients)" in line and "McNemar p = <0.001" in line
