@@ -181,9 +181,14 @@ def test_paper_dlr_reduces_each_modality_deep_block_then_the_deep_and_radiomic_p
         refitted.block_reducers_["US.deep"][-1].pca_.components_, fusion.block_reducers_["US.deep"][-1].pca_.components_
     )
 
-    # the paper's late strategies fit one model per part
+    # the paper's late strategies fit one model per part of each modality, sharing the paper's counts
     ensemble = DLRFusion("ensemble", inner_cv=3, **LIGHT).fit(X, y)
-    assert list(ensemble.weights_) == ["DLR.radiomic", "DLR.deep"]
+    assert list(ensemble.weights_) == ["US.dlr_radiomic", "US.dlr_deep", "MG.dlr_radiomic", "MG.dlr_deep"]
+    assert ensemble.part_components_ == {"US.dlr_radiomic": 29, "US.dlr_deep": 26, "MG.dlr_radiomic": 29,
+                                         "MG.dlr_deep": 26}  # ceil(57 / 2), ceil(51 / 2)
+    assert [reducer[-1].n_components_ for _, _, reducer in ensemble.reducers_.values()] == [29, 26, 29, 26]
+    us_sources, _, _ = ensemble.reducers_["US.dlr_deep"]
+    assert us_sources == ["US.deep"]
 
 
 def test_paper_dlr_caps_every_pca_at_a_small_training_fold():
@@ -198,8 +203,51 @@ def test_paper_dlr_caps_every_pca_at_a_small_training_fold():
     assert early.transform_blocks(X).shape[1] == 29
     # a late strategy classifies each part on its own: each is capped by its own rank only
     stacking = DLRFusion("stacking", inner_cv=3, **LIGHT).fit(X, y)
-    assert stacking.part_components_ == {"DLR.deep": 51, "DLR.radiomic": 57}
+    assert stacking.part_components_ == {"US.dlr_radiomic": 57, "US.dlr_deep": 51}
     assert [reducer[-1].n_components_ for _, _, reducer in stacking.reducers_.values()] == [29, 29]
+
+
+def test_paper_late_dlr_on_one_modality_models_the_papers_two_parts():
+    # With one modality the late strategies' parts are the paper's two parts, as early fusion builds
+    # them when its joint cap does not bind (200 rows hold 51 + 57 components; the deep part keeps
+    # the 32 columns of the modality's reduced deep block).
+    X, y = multimodal_table({"US.radiomic": 1.5, "US.deep": 1.0}, n_patients=200, n_features=70)
+    early = DLRFusion("early", **LIGHT).fit(X, y)
+    stacking = DLRFusion("stacking", inner_cv=3, **LIGHT).fit(X, y)
+    assert early.part_components_ == {"DLR.deep": 51, "DLR.radiomic": 57}
+    late_parts = stacking.transform_blocks(X)
+    early_parts = early.transform_blocks(X)
+    assert late_parts.shape == early_parts.shape == (200, 57 + 32)
+    np.testing.assert_allclose(late_parts.to_numpy(), early_parts.to_numpy(), rtol=0, atol=1e-10)
+    assert late_parts.columns[0] == "US.dlr_radiomic__pca0" and late_parts.columns[-1] == "US.dlr_deep__pca31"
+
+
+@pytest.mark.parametrize("strategy", ["ensemble", "stacking"])
+def test_paper_late_dlr_scores_every_patient_with_any_modality(strategy):
+    # 120 patients: 30 lack US (both kinds), 30 others lack MG, 6 of the rest lack only MG's deep
+    # block (its extraction failed), 4 have nothing. US carries the signal in its radiomic block,
+    # MG in its deep block, so each patient's probability comes from what that patient has.
+    X, y = multimodal_table({"US.radiomic": 3.0, "US.deep": 0.0, "MG.radiomic": 0.0, "MG.deep": 3.0},
+                            n_patients=120, n_features=20, seed=1)
+    for block in ("US.radiomic", "US.deep"):
+        X = blank_block(X, block, slice(0, 30))
+    for block in ("MG.radiomic", "MG.deep"):
+        X = blank_block(X, block, slice(30, 60))
+    X = blank_block(X, "MG.deep", slice(60, 66))
+    X.iloc[116:] = np.nan
+    model = DLRFusion(strategy, inner_cv=3, **LIGHT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingBlockWarning)
+        proba = cross_val_predict(model, X, y, cv=GroupKFold(4), groups=X.index, method="predict_proba")[:, 1]
+        early = cross_val_predict(DLRFusion("early", **LIGHT), X, y, cv=GroupKFold(4), groups=X.index,
+                                  method="predict_proba")[:, 1]
+    has_any = X.notna().any(axis=1).to_numpy()
+    assert np.isfinite(proba[has_any]).all() and np.isnan(proba[~has_any]).all()
+    only_mg, only_us = slice(0, 30), slice(30, 60)
+    assert roc_auc_score(y[only_mg], proba[only_mg]) > 0.8  # scored from MG's deep part
+    assert roc_auc_score(y[only_us], proba[only_us]) > 0.8  # scored from US's radiomic part
+    # early fusion needs every block of every modality: only the 50 complete patients are scored
+    assert np.isfinite(early).sum() == 50 and np.isfinite(early[66:116]).all()
 
 
 def test_dlr_pca_is_fitted_on_training_rows_only():
@@ -280,7 +328,7 @@ def test_fitted_fusion_round_trips_through_skops():
     X = blank_block(X, "MG.radiomic", slice(0, 5))
     for fitted, parts in [
         (DLRFusion("stacking", n_components=3, inner_cv=3, composition="whole_table", **LIGHT).fit(X, y), ["US.dlr", "MG.dlr"]),
-        (DLRFusion("stacking", inner_cv=3, **LIGHT).fit(X, y), ["DLR.radiomic", "DLR.deep"]),
+        (DLRFusion("stacking", inner_cv=3, **LIGHT).fit(X, y), ["US.dlr_radiomic", "US.dlr_deep", "MG.dlr_radiomic"]),
     ]:
         payload = skops.io.dumps(fitted)
         loaded = skops.io.loads(payload, trusted=skops.io.get_untrusted_types(data=payload))

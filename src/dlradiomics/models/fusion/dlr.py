@@ -5,7 +5,9 @@ Two compositions of the PCA:
 - ``"paper"`` (Lu et al. 2024, the default): each modality's deep block is reduced on its own
   (32 components per modality), the per-modality deep components are joined and reduced to the
   deep part (51), the radiomic blocks are joined and reduced to the radiomic part (57); the two
-  parts (108 columns) are what the fusion sees.
+  parts (108 columns) are what early fusion sees. The late strategies keep the parts per
+  modality (each modality's radiomic and deep part, the paper's counts shared among the
+  modalities), so a patient lacking a modality is scored from the modalities the patient has.
 - ``"whole_table"`` (this package before the paper's composition was added): early fusion runs one
   PCA over every block together (108); late fusion one PCA per modality over its radiomic + deep
   blocks.
@@ -17,6 +19,8 @@ near-zero-variance component to a scaler.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +53,12 @@ PAPER_DEEP_COMPONENTS = 51
 PAPER_RADIOMIC_COMPONENTS = 57
 WHOLE_TABLE_COMPONENTS = 108
 EARLY_REDUCED_BLOCK = "DLR.pca"
+# The paper's two parts as early fusion sees them, each spanning every modality.
 DEEP_PART = "DLR.deep"
 RADIOMIC_PART = "DLR.radiomic"
+# The late strategies' parts, one of each kind per modality: "{modality}.dlr_deep", "{modality}.dlr_radiomic".
+DEEP_PART_KIND = "dlr_deep"
+RADIOMIC_PART_KIND = "dlr_radiomic"
 DEEP_KIND = "deep"
 
 
@@ -102,12 +110,25 @@ def _scaled_pca(n_components: int, random_state: int | None) -> Pipeline:
 class DLRFusion(FusionClassifier):
     """Deep learning radiomics fusion (Lu et al. 2024): PCA over radiomic + deep features, then a fusion strategy.
 
-    ``composition="paper"``: the deep part ``"DLR.deep"`` is each deep block (kind ``deep``, one
-    per modality) standardised and reduced to ``deep_components_per_modality``, joined, and
-    reduced to ``deep_components``; the radiomic part ``"DLR.radiomic"`` is every other block
-    joined, standardised and reduced to ``radiomic_components``. ``strategy="early"`` classifies
-    the two parts together (:class:`EarlyFusion`); ``"ensemble"`` / ``"stacking"`` fit one model
-    per part (:class:`WeightedEnsembleFusion` / :class:`StackingFusion`).
+    ``composition="paper"``: each deep block (kind ``deep``, one per modality) is standardised
+    and reduced to ``deep_components_per_modality``.
+
+    - ``strategy="early"`` (:class:`EarlyFusion`) classifies two parts side by side: the deep part
+      ``"DLR.deep"`` (the reduced deep blocks of every modality joined and reduced to
+      ``deep_components``) and the radiomic part ``"DLR.radiomic"`` (every other block joined,
+      standardised and reduced to ``radiomic_components``). A row needs every block: that is
+      what early fusion is.
+    - ``"ensemble"`` / ``"stacking"`` (:class:`WeightedEnsembleFusion` / :class:`StackingFusion`)
+      fit one model per part, and the parts are per modality: ``"{modality}.dlr_radiomic"`` (that
+      modality's non-deep blocks, standardised, PCA) and ``"{modality}.dlr_deep"`` (that
+      modality's reduced deep block, PCA). A patient lacking a modality is scored from the parts
+      of the modalities the patient has, as every late fusion of this package does. The paper's
+      counts are shared evenly by the modalities having that kind of part: each radiomic part asks
+      for ``ceil(radiomic_components / m)`` components and each deep part for
+      ``ceil(deep_components / m)`` (``m``: modalities with such a part), so together they ask for
+      about what the paper's two parts hold; with one modality the two parts are exactly the
+      paper's (57 and 51; a deep part is further capped by its modality's
+      ``deep_components_per_modality`` columns).
 
     ``composition="whole_table"``: ``"early"`` reduces all blocks together to ``n_components``
     (block ``"DLR.pca"``); the late strategies reduce each modality's blocks together to
@@ -141,8 +162,9 @@ class DLRFusion(FusionClassifier):
         block_reducers_: per deep block, its own fitted reduction (``"paper"``; empty for ``"whole_table"``).
         reducers_: per reduced block, ``(source blocks, source columns, fitted pipeline)``; for the
             ``"paper"`` deep part the source columns are the deep blocks' reduced columns.
-        part_components_: components asked of the deep and radiomic parts (``"paper"``), after the
-            early strategy's joint cap; each PCA may keep fewer (its ``n_components_``).
+        part_components_: components asked of each part (``"paper"``): ``"DLR.deep"`` and
+            ``"DLR.radiomic"`` for early fusion, after its joint cap; each modality's parts for the
+            late strategies. Each PCA may keep fewer (its ``n_components_``).
         fusion_: the fitted fusion estimator on the reduced table.
         dropped_patients_: patients the early strategy left out of fit (empty for late strategies).
         classes_: the two class labels; ``n_features_in_``, ``feature_names_in_``: the input seen in fit.
@@ -180,6 +202,24 @@ class DLRFusion(FusionClassifier):
         self.deep_components_per_modality = deep_components_per_modality
         self.blocks = blocks
 
+    def _paper_parts(self, blocks: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The paper composition's parts: part -> its source blocks (deep blocks by their original names).
+
+        Early fusion: one radiomic and one deep part over every modality. Late strategies: a
+        radiomic and a deep part per modality (in the order of the blocks), so each patient's
+        modalities can be modelled without the others.
+        """
+        deep = [block for block in blocks if kind_of(block) == DEEP_KIND]
+        radiomic = [block for block in blocks if kind_of(block) != DEEP_KIND]
+        if self.strategy == "early":
+            parts = {RADIOMIC_PART: radiomic, DEEP_PART: deep}
+        else:
+            parts = {}
+            for modality in dict.fromkeys(modality_of(block) for block in blocks):
+                parts[f"{modality}.{RADIOMIC_PART_KIND}"] = [block for block in radiomic if modality_of(block) == modality]
+                parts[f"{modality}.{DEEP_PART_KIND}"] = [block for block in deep if modality_of(block) == modality]
+        return {part: sources for part, sources in parts.items() if sources}
+
     def _reducers(self, blocks: dict[str, list[str]]) -> dict[str, tuple[list[str], Pipeline]]:
         """Unfitted reducers: reduced block -> (its source blocks, pipeline over their columns).
 
@@ -193,16 +233,15 @@ class DLRFusion(FusionClassifier):
                 for block in blocks:
                     groups.setdefault(f"{modality_of(block)}.dlr", []).append(block)
             return {name: (sources, _scaled_pca(self.n_components, self.random_state)) for name, sources in groups.items()}
-        deep = [block for block in blocks if kind_of(block) == DEEP_KIND]
-        radiomic = [block for block in blocks if kind_of(block) != DEEP_KIND]
         reducers: dict[str, tuple[list[str], Pipeline]] = {}
-        if radiomic:
-            reducers[RADIOMIC_PART] = (radiomic, _scaled_pca(self.part_components_[RADIOMIC_PART], self.random_state))
-        if deep:
-            # no scaling between the two PCAs: the joined per-modality components keep their
-            # variances, so the second PCA ranks directions of the deep features as a whole
-            joined = Pipeline([("pca", BoundedPCA(self.part_components_[DEEP_PART], random_state=self.random_state))])
-            reducers[DEEP_PART] = (deep, joined)
+        for part, sources in self._paper_parts(blocks).items():
+            count = self.part_components_[part]
+            if kind_of(sources[0]) == DEEP_KIND:
+                # no scaling between the two PCAs: the joined per-modality components keep their
+                # variances, so the second PCA ranks directions of the deep features as a whole
+                reducers[part] = (sources, Pipeline([("pca", BoundedPCA(count, random_state=self.random_state))]))
+            else:
+                reducers[part] = (sources, _scaled_pca(count, self.random_state))
         return reducers
 
     def _part_components(self, blocks: dict[str, list[str]], n_complete_rows: int) -> dict[str, int]:
@@ -212,13 +251,19 @@ class DLRFusion(FusionClassifier):
         parts side by side: with ``n`` training rows, columns beyond ``n - 1`` are linear
         combinations of the others on those rows and bring only noise. So when the two counts
         together exceed ``n - 1`` they shrink to it, keeping their ratio (51:57 -> 21:24 on 46 rows).
+        The late strategies' per-modality parts share the paper's counts evenly (see the class).
         """
         if self.composition != "paper":
             return {}
-        kinds = {kind_of(block) == DEEP_KIND for block in blocks}
         deep, radiomic = self.deep_components, self.radiomic_components
+        if self.strategy != "early":
+            parts = list(self._paper_parts(blocks))
+            asked = {DEEP_PART_KIND: deep, RADIOMIC_PART_KIND: radiomic}
+            sharing = Counter(kind_of(part) for part in parts)  # modalities having each kind of part
+            return {part: math.ceil(asked[kind_of(part)] / sharing[kind_of(part)]) for part in parts}
+        kinds = {kind_of(block) == DEEP_KIND for block in blocks}
         budget = n_complete_rows - 1
-        if self.strategy == "early" and kinds == {True, False} and deep + radiomic > budget:
+        if kinds == {True, False} and deep + radiomic > budget:
             deep = max(1, round(budget * deep / (deep + radiomic)))
             radiomic = max(1, budget - deep)
         return {DEEP_PART: deep, RADIOMIC_PART: radiomic}
