@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pandas as pd
 import pytest
 
 from dlradiomics.evaluation import delong_test, run_grid
@@ -12,6 +15,8 @@ from dlradiomics.report.headline import (
     build_headline,
     canary_verdict,
     configuration_label,
+    reference_from_comparison,
+    runner_up_comparison,
 )
 from evaluation_data import make_feature_tables
 
@@ -64,3 +69,31 @@ def test_a_clinical_reference_is_shown_when_given(grid):
     headline = build_headline(grid, patients=70, threshold_rule="r", reference=reference, n_boot=30)
     line = [text for label, text in headline.items() if label == "Clinical reference"][0]
     assert "sensitivity 0.936, specificity 0.777 (70 patients)" in line and "McNemar p = <0.001" in line
+
+
+def test_a_comparison_only_row_is_never_the_chosen_model_nor_its_runner_up(grid):
+    ranked = grid.completed.sort_values("inner_auc", ascending=False)
+    best_key = configuration_label(ranked.iloc[0])
+    results = grid.results.assign(comparison_only=[configuration_label(row) == best_key
+                                                   for _, row in grid.results.iterrows()])
+    marked = dataclasses.replace(grid, results=results)
+    headline = build_headline(marked, patients=70, threshold_rule="r", n_boot=30)
+    assert headline.model == configuration_label(ranked.iloc[1])
+    assert runner_up_comparison(marked) is None  # the only other completed row is a baseline
+
+
+def test_the_reference_comes_from_the_clinical_comparison_rows_of_the_chosen_model():
+    table = pd.DataFrame([
+        {"role": "radiologist alone", "configuration": "radiologist (score >= 4)", "patients": 60,
+         "sensitivity": 0.95, "specificity": 0.40, "p_specificity_mcnemar_exact": None},
+        {"role": "model alone", "configuration": "deep | US | single | logistic", "patients": 60,
+         "sensitivity": 0.90, "specificity": 0.55, "p_specificity_mcnemar_exact": 0.21},
+        {"role": "model + clinical variables", "configuration": "radiomic+clinical | US | single | logistic",
+         "patients": 60, "sensitivity": 0.92, "specificity": 0.70, "p_specificity_mcnemar_exact": 0.003},
+    ])
+    reference = reference_from_comparison(table, "radiomic+clinical | US | single | logistic")
+    assert reference == ReferenceOperatingPoint("radiologist (score >= 4)", 0.95, 0.40, 60, model_specificity=0.70,
+                                                mcnemar_p=0.003)
+    unmatched = reference_from_comparison(table, "dlr | US | stacking | svm")
+    assert unmatched.model_specificity is None and unmatched.mcnemar_p is None
+    assert reference_from_comparison(table.head(0), "x") is None

@@ -75,6 +75,37 @@ class ReferenceOperatingPoint:
         return text
 
 
+def reference_from_comparison(table: pd.DataFrame, chosen_label: str) -> ReferenceOperatingPoint | None:
+    """The headline's reference operating point from a clinical comparison table.
+
+    Args:
+        table: one row per role, the reference's own row first, then the model roles, with columns
+            ``configuration, patients, sensitivity, specificity`` and, on model rows,
+            ``p_specificity_mcnemar_exact`` (the layout of the clinical comparison's table).
+        chosen_label: the chosen model's label (`configuration_label`); the model row with this
+            configuration gives the model's specificity on the same patients and McNemar's p.
+
+    Returns:
+        The reference operating point, or None for an empty table.
+    """
+    if table.empty:
+        return None
+    reference = table.iloc[0]
+    models = table.iloc[1:]
+    chosen = models[models["configuration"].astype(str) == chosen_label]
+    model = chosen.iloc[0] if len(chosen) else None
+
+    def number(row: pd.Series | None, column: str) -> float | None:
+        if row is None or column not in row or pd.isna(row[column]):
+            return None
+        return float(row[column])
+
+    return ReferenceOperatingPoint(name=str(reference["configuration"]), sensitivity=float(reference["sensitivity"]),
+                                   specificity=float(reference["specificity"]), n_patients=int(reference["patients"]),
+                                   model_specificity=number(model, "specificity"),
+                                   mcnemar_p=number(model, "p_specificity_mcnemar_exact"))
+
+
 @dataclass(frozen=True)
 class CanaryVerdict:
     """The permuted-label canary's AUC and whether it lies in `CANARY_BAND`.
