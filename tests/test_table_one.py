@@ -35,6 +35,11 @@ def test_variables_are_found_and_identifiers_free_text_and_folds_left_out_with_a
                      "birads": ("categorical", "images")}
     assert any(note.startswith("case (") and "identifier" in note for note in notes)
     assert any(note.startswith("source (") and "free text" in note for note in notes)
+    # a fold assignment the study does not use (BUS-BRA's fold10 beside fold5) is design, not a characteristic
+    variables, notes = table_one_variables(_cohort().assign(fold10=lambda frame: frame["case"] % 10),
+                                           exclude=["fold5"])
+    assert "fold10" not in {variable.name for variable in variables}
+    assert any(note.startswith("fold10 (") and "fold or split" in note for note in notes)
 
 
 def test_counts_percentages_and_the_chi_square_test_from_its_definition():

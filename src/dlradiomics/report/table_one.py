@@ -11,6 +11,7 @@ values are counted, never dropped silently.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from scipy.stats import MonteCarloMethod, chi2_contingency, fisher_exact, mannwh
 # Columns every cohort table carries that are not characteristics of patients.
 STRUCTURAL_COLUMNS = frozenset({"roi_id", "patient_id", "modality", "image", "mask", "label", "mask_label", "slice",
                                 "fold"})
+# Fold or split assignments (BUS-BRA's fold5/fold10, a split column): study design, not characteristics.
+FOLD_COLUMN = re.compile(r"^(fold|split|repeat)[\w-]*$", re.IGNORECASE)
 MAX_LEVELS = 12
 CLASS_NAMES = {0: "benign", 1: "malignant"}
 TABLE_ONE_COLUMNS = ["variable", "level", "unit", "benign", "malignant", "test", "p"]
@@ -60,6 +63,9 @@ def table_one_variables(table: pd.DataFrame, *, exclude: Iterable[str] = (),
     n_patients = table["patient_id"].nunique()
     for column in table.columns:
         if column in STRUCTURAL_COLUMNS or column in excluded:
+            continue
+        if FOLD_COLUMN.match(str(column)):
+            notes.append(f"{column} (a fold or split assignment: study design, not a characteristic)")
             continue
         values = table[column]
         present = values.dropna()
