@@ -75,3 +75,15 @@ def test_feature_columns_leave_out_meta_and_provenance():
     assert radiomic_feature_columns(frame) == [
         "original_glcm_Contrast", "original_shape2D_Elongation", "wavelet-LLH_firstorder_Mean"
     ]
+
+
+def test_names_and_version_known_without_pyradiomics_match_pyradiomics():
+    # A cached run recognises feature columns and builds store keys without importing PyRadiomics;
+    # what it uses in its place must be what PyRadiomics itself says.
+    import radiomics
+
+    from dlradiomics.features.radiomic.extraction import pyradiomics_version
+    from dlradiomics.features.radiomic.names import PYRADIOMICS_FEATURE_CLASSES
+
+    assert sorted(PYRADIOMICS_FEATURE_CLASSES) == sorted(radiomics.getFeatureClasses())
+    assert pyradiomics_version() == radiomics.__version__

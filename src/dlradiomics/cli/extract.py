@@ -49,7 +49,10 @@ def extract(
     # Everything that can fail without computing anything fails first: inputs, then where outputs go.
     cohort = read_manifest(manifest)
     cohort.raise_for_file_problems()  # no row can be trusted (a required column is missing, say)
-    check_radiomics_params(params, setting="--params")
+    if params is not None:
+        # the packaged defaults are valid (tests build their extractor); checking them would cost a
+        # fully cached run the import of PyRadiomics, which it otherwise never needs
+        check_radiomics_params(params, setting="--params")
     if scheduler is not None:
         check_dask_scheduler(scheduler)
     out = prepare_output_folder(out)

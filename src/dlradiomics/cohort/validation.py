@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,10 +62,8 @@ def text_value(value: Any) -> str:
 
 def resolve_path(value: str, root: Path) -> str:
     """Absolute path of a manifest path; relative ones are taken from the manifest's folder."""
-    path = Path(os.path.expanduser(value))
-    if not path.is_absolute():
-        path = root / path
-    return os.path.normpath(path)
+    # os.path, not pathlib: a manifest has thousands of paths and this runs on every command
+    return os.path.normpath(os.path.join(root, os.path.expanduser(value)))
 
 
 def normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -183,7 +182,11 @@ def _resolved_paths(values: pd.Series, column: str, root: Path, log: _ProblemLog
             resolved.append("")
             continue
         path = resolve_path(value, root)
-        if os.path.isdir(path):
+        try:
+            mode = os.stat(path).st_mode  # one stat per path tells folder, file, other or missing
+        except OSError:
+            mode = None
+        if mode is not None and stat.S_ISDIR(mode):
             # A folder is one DICOM series (a volume); anything else in a path column must be a file.
             try:
                 holds_dicom = folder_holds_dicom(path)
@@ -193,9 +196,9 @@ def _resolved_paths(values: pd.Series, column: str, root: Path, log: _ProblemLog
             if not holds_dicom:
                 log.add(index, column, f"{column} is a folder without DICOM files: {path} (a folder {column} must "
                         "hold the slices of one DICOM series)")
-        elif os.path.exists(path) and not os.path.isfile(path):
+        elif mode is not None and not stat.S_ISREG(mode):
             log.add(index, column, f"{column} is not a regular file (a device, pipe or socket): {path}")
-        elif not os.path.isfile(path):
+        elif mode is None:
             log.add(index, column, f"{column} file not found: {path}")
         resolved.append(path)
     return resolved

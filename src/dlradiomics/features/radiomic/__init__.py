@@ -4,6 +4,8 @@ files it writes (``outputs``)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from dlradiomics.features.radiomic.extraction import (
     FAILURE_COLUMNS,
     META_COLUMNS,
@@ -23,6 +25,7 @@ from dlradiomics.features.radiomic.families import (
     PeritumoralRing,
     Wavelet,
 )
+from dlradiomics.features.radiomic.names import is_radiomic_feature_name, radiomic_feature_columns
 from dlradiomics.features.radiomic.outputs import write_extraction_outputs
 from dlradiomics.features.radiomic.params import (
     DEFAULT_PARAMS_PATH,
@@ -33,14 +36,28 @@ from dlradiomics.features.radiomic.params import (
     resolve_radiomics_params,
     settings_sha256,
 )
-from dlradiomics.features.radiomic.roi import (
-    RadiomicFeatureError,
-    create_extractor,
-    extract_roi_features,
-    is_radiomic_feature_name,
-    radiomic_feature_columns,
-)
-from dlradiomics.features.radiomic.volume import create_volume_extractor, extract_volume_features, volume_settings
+
+if TYPE_CHECKING:
+    from dlradiomics.features.radiomic.roi import RadiomicFeatureError, create_extractor, extract_roi_features
+    from dlradiomics.features.radiomic.volume import create_volume_extractor, extract_volume_features, volume_settings
+
+# What needs PyRadiomics and SimpleITK is imported on first use: a fully cached extraction (or a
+# prediction from stored features) never computes a feature and skips their import.
+_FROM_ROI = ("RadiomicFeatureError", "create_extractor", "extract_roi_features")
+_FROM_VOLUME = ("create_volume_extractor", "extract_volume_features", "volume_settings")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_ROI:
+        from dlradiomics.features.radiomic import roi as module
+    elif name in _FROM_VOLUME:
+        from dlradiomics.features.radiomic import volume as module
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_PARAMS_PATH",

@@ -11,6 +11,7 @@ store), so an unchanged file is hashed once, not once per run.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -23,15 +24,8 @@ from typing import Any
 import pandas as pd
 
 from dlradiomics.cohort.cohort import cohort_table
+from dlradiomics.features.radiomic.names import feature_families, radiomic_feature_columns
 from dlradiomics.features.radiomic.params import EXTRACTION_CONVENTION, resolve_radiomics_params, settings_sha256
-from dlradiomics.features.radiomic.roi import (
-    RadiomicFeatureError,
-    create_extractor,
-    extract_roi_features,
-    feature_families,
-    radiomic_feature_columns,
-)
-from dlradiomics.features.radiomic.volume import create_volume_extractor, extract_volume_features
 from dlradiomics.io import INTENSITY_CONVENTION, FileHashCache, load_roi, load_roi_volume
 from dlradiomics.progress import Progress
 from dlradiomics.schema import FAILURE_COLUMNS, META_COLUMNS
@@ -45,6 +39,7 @@ PROVENANCE_COLUMNS = ["image_sha256", "mask_sha256", "settings_sha256", "pyradio
 PROFILE_COLUMN = "intensity_profile"
 
 _worker_threads_limited = False
+_pyradiomics_version: str | None = None
 
 
 @dataclass
@@ -111,6 +106,47 @@ def _limit_worker_threads() -> None:
     threadpool_limits(limits=1)
     SimpleITK.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     _worker_threads_limited = True
+
+
+def pyradiomics_version() -> str:
+    """PyRadiomics' ``__version__`` (``"v3.1.4"``), part of every store key, without importing PyRadiomics.
+
+    A fully cached run needs the version to find its rows but computes nothing, and importing
+    PyRadiomics (with SimpleITK) costs more than the rest of such a run. PyRadiomics sets
+    ``__version__`` from its generated ``_version.py``, which is read here on its own; when that
+    file is missing, PyRadiomics is imported.
+    """
+    global _pyradiomics_version
+    if _pyradiomics_version is None:
+        spec = importlib.util.find_spec("radiomics")
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        version_file = Path(folders[0]) / "_version.py" if folders else None
+        version_spec = (importlib.util.spec_from_file_location("_dlradiomics_pyradiomics_version", version_file)
+                        if version_file is not None and version_file.is_file() else None)
+        if version_spec is not None and version_spec.loader is not None:
+            module = importlib.util.module_from_spec(version_spec)
+            version_spec.loader.exec_module(module)
+            _pyradiomics_version = str(module.get_versions()["version"])
+        else:
+            import radiomics
+
+            _pyradiomics_version = str(radiomics.__version__)
+    return _pyradiomics_version
+
+
+def _check_pyradiomics_settings(params: Mapping[str, Any]) -> None:
+    """Build the extractors once, so that settings PyRadiomics refuses fail before any ROI runs.
+
+    Raises:
+        ValueError: PyRadiomics' schema rejects the settings.
+    """
+    # PyRadiomics and SimpleITK are imported only when a ROI is to be computed (see pyradiomics_version).
+    from dlradiomics.features.radiomic.roi import create_extractor
+    from dlradiomics.features.radiomic.volume import create_volume_extractor
+
+    create_extractor(params)
+    if feature_families(params).any_3d:
+        create_volume_extractor(params)
 
 
 def _optional_int(value: Any) -> int | None:
@@ -184,11 +220,11 @@ def _failure(row: Mapping[str, Any], stage: str, error: str) -> dict[str, Any]:
 
 
 def _plan_tasks(
-    table: pd.DataFrame, settings_hash: str, pyradiomics_version: str, hashes: FileHashCache
+    rows: list[dict[str, Any]], settings_hash: str, pyradiomics_version: str, hashes: FileHashCache
 ) -> tuple[list[RoiTask], list[dict[str, Any]]]:
     """Hash every ROI's files and derive its store key; unreadable files become failures."""
     tasks, failures = [], []
-    for row in table.to_dict("records"):
+    for row in rows:
         try:
             image_sha, mask_sha = hashes.sha256(row["image"]), hashes.sha256(row["mask"])
         except OSError as error:
@@ -239,7 +275,9 @@ def compute_roi_features(task: RoiTask, params: Mapping[str, Any], limit_threads
     """
     if limit_threads:
         _limit_worker_threads()
-    import radiomics
+    # Imported here, not with this module: a fully cached run computes nothing and skips their cost.
+    from dlradiomics.features.radiomic.roi import RadiomicFeatureError, extract_roi_features
+    from dlradiomics.features.radiomic.volume import extract_volume_features
 
     # A modality set to 3D is described by its whole lesion volume; the manifest's slice, if any,
     # then only chooses the slice of the deep features.
@@ -269,7 +307,7 @@ def compute_roi_features(task: RoiTask, params: Mapping[str, Any], limit_threads
         "image_sha256": task.image_sha256,
         "mask_sha256": task.mask_sha256,
         "settings_sha256": settings_sha256(params),
-        "pyradiomics_version": radiomics.__version__,
+        "pyradiomics_version": pyradiomics_version(),
         PROFILE_COLUMN: json.dumps(roi.intensity_profile().as_dict()),
         **features,
     }
@@ -353,15 +391,11 @@ def extract_radiomic_features(
         The feature table (in cohort order), the failures table, provenance, counts and the
         intensity profiles.
     """
-    import radiomics
-
     workers = n_jobs if n_jobs is not None else (os.cpu_count() or 1)
     if workers < 1:
         raise ValueError(f"n_jobs must be at least 1, got {n_jobs}")
     resolved = resolve_radiomics_params(params)
-    create_extractor(resolved)  # invalid settings fail here, once, not in every worker
-    if feature_families(resolved).any_3d:
-        create_volume_extractor(resolved)
+    feature_families(resolved)  # our families section fails here
     settings_hash = settings_sha256(resolved)
     table = _cohort_rows(cohort)
     store = FeatureStore(store_dir)
@@ -369,7 +403,8 @@ def extract_radiomic_features(
 
     failures = _manifest_failures(cohort)
     n_manifest_rejected = len(failures)
-    tasks, read_failures = _plan_tasks(table, settings_hash, radiomics.__version__, hashes)
+    records = table.to_dict("records")
+    tasks, read_failures = _plan_tasks(records, settings_hash, pyradiomics_version(), hashes)
     failures.extend(read_failures)
 
     cached = store.get_rows(STORE_NAMESPACE, [task.key for task in tasks])
@@ -377,9 +412,13 @@ def extract_radiomic_features(
     pending = [task for task in tasks if task.key not in cached]
     n_cached = len(stored_rows)
 
-    rows_by_roi = {row["roi_id"]: row for row in table.to_dict("records")}
+    rows_by_roi = {row["roi_id"]: row for row in records}
     n_computed = 0
     try:
+        if pending:
+            # invalid settings fail here, once, not in every worker. With nothing pending the
+            # settings are those of stored rows, checked when the rows were computed.
+            _check_pyradiomics_settings(resolved)
         outcomes = _compute(pending, resolved, workers, scheduler)
         with Progress(len(tasks), "radiomic features", unit="ROI", initial=n_cached, enabled=progress) as bar:
             for outcome in outcomes:

@@ -7,8 +7,6 @@ import SimpleITK as sitk
 
 from dlradiomics.features.radiomic.families import PeritumoralRing
 
-PERITUMORAL_PREFIX = "peri_"
-
 
 def ring_width(ring: PeritumoralRing, spacing_unit: str) -> tuple[float, str]:
     """The band's width for one image: in millimetres where the spacing is known and a width in mm

@@ -10,24 +10,26 @@ the pixel spacing of its file.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import radiomics
 import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-from dlradiomics.features.radiomic.families import FeatureFamilies
 from dlradiomics.features.radiomic.filters import FilterError, filtered_images
+from dlradiomics.features.radiomic.names import (
+    PERITUMORAL_PREFIX,
+    canonical_settings,
+    feature_families,
+    is_radiomic_feature_name,
+)
 from dlradiomics.features.radiomic.normalisation import NormalisationError, normalise_intensities
 from dlradiomics.features.radiomic.params import load_radiomics_params, pyradiomics_params
-from dlradiomics.features.radiomic.ring import PERITUMORAL_PREFIX, ring_for
+from dlradiomics.features.radiomic.ring import ring_for
 
 if TYPE_CHECKING:
     from dlradiomics.io import RoiImage
@@ -40,45 +42,14 @@ radiomics.setVerbosity(logging.ERROR)
 logging.getLogger("pykwalify").setLevel(logging.CRITICAL)
 
 _ORIGINAL = "original"
-# PyRadiomics names every feature "{image type}_{feature class}_{feature}", e.g.
-# "original_glcm_Contrast" or "wavelet-LH_firstorder_Mean"; the peritumoral ring's features carry
-# the prefix "peri_"; diagnostics start with "diagnostics_".
-_FEATURE_NAME = re.compile(
-    rf"^({PERITUMORAL_PREFIX})?[A-Za-z0-9.\-]+_("
-    + "|".join(sorted(radiomics.getFeatureClasses(), key=len, reverse=True))
-    + r")_\w+$"
-)
 
 
 class RadiomicFeatureError(ValueError):
     """PyRadiomics could not give finite features for an ROI; the message names image and mask."""
 
 
-def is_radiomic_feature_name(name: str) -> bool:
-    """Whether ``name`` has the form of a radiomic feature name (``original_glcm_Contrast``)."""
-    return bool(_FEATURE_NAME.match(str(name)))
-
-
-def radiomic_feature_columns(frame: pd.DataFrame) -> list[str]:
-    """The radiomic feature columns of ``frame``, in table order (meta and provenance excluded).
-
-    Args:
-        frame: a radiomic feature table.
-
-    Returns:
-        Column names such as ``original_firstorder_Mean`` or ``peri_original_glcm_Contrast``.
-    """
-    return [column for column in frame.columns if is_radiomic_feature_name(column)]
-
-
 # One extractor per settings per process, keyed by the settings' canonical JSON.
 _extractors: dict[str, RadiomicsFeatureExtractor] = {}
-_families: dict[str, FeatureFamilies] = {}
-
-
-def canonical_settings(params: Mapping[str, Any]) -> str:
-    """The settings as canonical JSON: one key per distinct parameter mapping (caches of extractors)."""
-    return json.dumps(params, sort_keys=True, default=str)
 
 
 def _refuse_pyradiomics_filters(params: Mapping[str, Any]) -> None:
@@ -130,14 +101,6 @@ def create_extractor(
         except RuntimeError as error:  # pykwalify's SchemaError, which PyRadiomics validates with
             raise ValueError(f"invalid PyRadiomics settings: {getattr(error, 'msg', error)}") from error
     return _extractors[canonical]
-
-
-def feature_families(params: Mapping[str, Any]) -> FeatureFamilies:
-    """The :class:`FeatureFamilies` of a parameter mapping, parsed once per process and settings."""
-    canonical = canonical_settings(params)
-    if canonical not in _families:
-        _families[canonical] = FeatureFamilies.from_params(params)
-    return _families[canonical]
 
 
 def one_slice_volume(array: np.ndarray, spacing: tuple[float, float]) -> sitk.Image:

@@ -30,14 +30,17 @@ import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from dlradiomics.features.radiomic.families import FeatureFamilies
-from dlradiomics.features.radiomic.params import load_radiomics_params, pyradiomics_params
-from dlradiomics.features.radiomic.ring import PERITUMORAL_PREFIX, ring_for
-from dlradiomics.features.radiomic.roi import (
-    RadiomicFeatureError,
+from dlradiomics.features.radiomic.names import (
+    PERITUMORAL_PREFIX,
     canonical_settings,
-    checked_and_normalised,
     feature_families,
     is_radiomic_feature_name,
+)
+from dlradiomics.features.radiomic.params import load_radiomics_params, pyradiomics_params
+from dlradiomics.features.radiomic.ring import ring_for
+from dlradiomics.features.radiomic.roi import (
+    RadiomicFeatureError,
+    checked_and_normalised,
     refuse_flat,
     refuse_non_finite,
 )
