@@ -35,3 +35,16 @@ def test_deep_feature_pipeline_reduces_to_32_components_refitted_per_fold():
                             method="predict_proba")[:, 1]
     assert abs(roc_auc_score(y, oof) - 0.5) < 0.2
     assert [name for name, _ in deep_feature_pipeline(standardize=False).steps] == ["pca"]
+
+
+def test_deep_feature_pipeline_keeps_what_a_small_training_fold_supports():
+    # 20 training rows of 300 features: centred, they span 19 directions, so 19 components are kept
+    # (scikit-learn's PCA(32) refuses such a fold); the 19 explain all the variance.
+    X = np.random.default_rng(3).normal(size=(20, 300))
+    reducer = deep_feature_pipeline(standardize=False).fit(X)
+    pca = reducer.named_steps["pca"]
+    assert pca.n_components_ == 19 and reducer.transform(X).shape == (20, 19)
+    np.testing.assert_allclose(pca.pca_.explained_variance_.sum(), np.var(X, axis=0, ddof=1).sum(), rtol=1e-10)
+    assert list(pca.get_feature_names_out())[-1] == "pca18"
+    # with enough rows the paper's 32 are kept
+    assert deep_feature_pipeline().fit(np.random.default_rng(4).normal(size=(40, 300))).named_steps["pca"].n_components_ == 32

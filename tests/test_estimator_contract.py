@@ -21,6 +21,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from dlradiomics.features.deep.head import EmbeddingHeadClassifier
+from dlradiomics.features.deep.reduction import RankCappedPCA
 from dlradiomics.models import (
     BoundedPCA,
     CorrelationFilter,
@@ -39,6 +40,7 @@ ESTIMATORS = [
     CorrelationFilter(),
     LassoSelector(n_penalties=2, inner_cv=2),
     BoundedPCA(n_components=3),
+    RankCappedPCA(n_components=3),
     EarlyFusion(block_selection=("pca:2",), **LIGHT),
     WeightedEnsembleFusion(inner_cv=2, **LIGHT),
     StackingFusion(inner_cv=2, **LIGHT),
