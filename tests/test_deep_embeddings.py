@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,11 +15,13 @@ from dlradiomics.cohort import Cohort
 from dlradiomics.features.deep.backbones import create_backbone
 from dlradiomics.features.deep.embeddings import (
     META_COLUMNS,
+    STORE_COLUMN,
     compute_embeddings,
     embedding_failures,
     embedding_namespace,
+    roi_cache_key,
 )
-from dlradiomics.features.deep.preprocessing import CropSettings, prepare_roi
+from dlradiomics.features.deep.preprocessing import DEFAULT_MARGIN, CropSettings, prepare_roi
 from dlradiomics.store import FeatureStore
 from deep_fixtures import single_torch_thread  # noqa: E402,F401  (fixture)
 
@@ -75,20 +80,49 @@ def test_embeddings_match_the_backbone_on_the_prepared_crop(tmp_path, backbone):
     np.testing.assert_allclose(result.iloc[2, 6:].to_numpy(dtype=np.float32), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_second_call_reads_the_store_and_runs_no_network(tmp_path, backbone):
+def test_second_call_reads_the_store_and_runs_no_network(tmp_path, backbone, monkeypatch):
     table = _table(tmp_path)
+    for path in tmp_path.glob("*.png"):  # files older than the hash memo's racy-write window
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
     counter = _ForwardCounter(backbone.model)
     store_dir = tmp_path / "store"
     first = compute_embeddings(Cohort.from_table(table), backbone, store_dir=store_dir, device="cpu")
     assert counter.images == 4
     assert len(FeatureStore(store_dir).keys(embedding_namespace(backbone))) == 4
-    second = compute_embeddings(Cohort.from_table(table), backbone, store_dir=store_dir, device="cpu")
+    # the embeddings are rows of one consolidated table, and the files' hashes are remembered
+    namespace_folder = store_dir / embedding_namespace(backbone)
+    assert [path.name.startswith("table-") for path in namespace_folder.rglob("*.parquet")] == [True]
+    with monkeypatch.context() as patched:
+        patched.setattr("dlradiomics.io.hashing.sha256_file", _no_hashing)
+        second = compute_embeddings(Cohort.from_table(table), backbone, store_dir=store_dir, device="cpu")
     assert counter.images == 4
     pd.testing.assert_frame_equal(first, second)
 
     # Another preprocessing setting is another key: only then is the network run again.
     compute_embeddings(table, backbone, store_dir=store_dir, margin=0.3, device="cpu")
     assert counter.images == 8
+
+
+def _no_hashing(path):
+    raise AssertionError(f"{path} was hashed again")
+
+
+def test_embeddings_stored_one_file_per_roi_are_read_and_copied_into_rows(tmp_path, backbone):
+    # Earlier versions stored each embedding as its own Parquet file: those stores keep working.
+    table = _table(tmp_path)
+    store_dir = tmp_path / "store"
+    first = compute_embeddings(table, backbone, store_dir=tmp_path / "fresh", device="cpu")
+    legacy = FeatureStore(store_dir)
+    for roi in first.itertuples():
+        key = roi_cache_key(table.iloc[roi.Index], backbone, CropSettings(margin=DEFAULT_MARGIN), {})
+        legacy.put(embedding_namespace(backbone), key,
+                   pd.DataFrame({STORE_COLUMN: [first.filter(like="deep_").iloc[roi.Index].to_numpy(np.float32)]}))
+    counter = _ForwardCounter(backbone.model)
+    again = compute_embeddings(table, backbone, store_dir=store_dir, device="cpu")
+    assert counter.images == 0
+    pd.testing.assert_frame_equal(first, again)
+    rows = FeatureStore(store_dir).get_rows(embedding_namespace(backbone))
+    assert len(rows) == 4
 
 
 def test_unusable_rois_are_reported_by_patient_and_file_and_the_rest_computed(tmp_path, backbone):
@@ -105,6 +139,8 @@ def test_unusable_rois_are_reported_by_patient_and_file_and_the_rest_computed(tm
     assert failures.loc["P7/US/blank", "patient_id"] == "P7"
     assert "empty" in failures.loc["P7/US/blank", "error"]
     assert "gone.png" in failures.loc["P8/US/gone", "error"]
+    assert failures.loc["P8/US/gone", "stage"] == "read"
+    assert failures.loc["P7/US/blank", "stage"] == "read"  # an empty mask is refused as it is read
 
 
 def test_crops_are_saved_for_inspection(tmp_path, backbone):

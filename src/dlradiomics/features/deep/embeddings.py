@@ -3,7 +3,12 @@
 The backbone is frozen, so its global-average-pool output for an ROI never changes for a given
 image, mask, backbone, weights and preprocessing. Each embedding is stored in the
 :class:`~dlradiomics.store.FeatureStore` under a key of exactly those inputs; a second call (another
-experiment, another fold, another classifier) reads them back and runs no network at all.
+experiment, another fold, another classifier) reads them back and runs no network at all. As for
+radiomic extraction, embeddings are store rows (appended, then consolidated into one table read in
+one go) and the files' SHA-256 are remembered in the store's ``file-hashes.json``
+(:class:`~dlradiomics.io.FileHashCache`), so a cached re-run neither hashes every image nor opens a
+file per ROI. Embeddings stored as one file per ROI by earlier versions are still read (and copied
+into the rows).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 
 from dlradiomics.features.deep.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
 from dlradiomics.features.deep.preprocessing import CropSettings, DEFAULT_MARGIN, PreparedRoi, prepare_roi, save_crop_png
+from dlradiomics.io import FileHashCache
 from dlradiomics.io.atomic import write_csv_atomic, write_json_atomic, write_parquet_atomic
 from dlradiomics.progress import Progress
 from dlradiomics.schema import FAILURE_COLUMNS, META_COLUMNS
@@ -32,6 +38,8 @@ logger = logging.getLogger(__name__)
 STORE_COLUMN = "embedding"
 # Bump when the embedding computation changes in a way the settings do not capture.
 EMBEDDING_CODE_VERSION = 1
+# The store's memo of file SHA-256s (the name radiomic extraction uses: one memo per store).
+HASH_CACHE_FILE = "file-hashes.json"
 
 
 def deep_column_names(embedding_dim: int) -> list[str]:
@@ -63,46 +71,63 @@ def _optional(row: pd.Series, column: str):
     return int(value) if isinstance(value, (int, np.integer, float, np.floating)) else value
 
 
-def _load_prepared(row: pd.Series, backbone: Backbone, settings: CropSettings) -> PreparedRoi:
+def _read_and_crop(row: pd.Series, backbone: Backbone, settings: CropSettings) -> PreparedRoi | dict[str, object]:
+    """The ROI's network input, or its failure record (stage ``"read"`` or ``"crop"``)."""
     from dlradiomics.cohort import load_row_roi
 
-    roi = load_row_roi(row)
-    return prepare_roi(roi.image, roi.mask, input_size=backbone.input_size, mean=backbone.mean,
-                       std=backbone.std, settings=settings)
+    try:
+        roi = load_row_roi(row)
+    except (ValueError, OSError) as error:
+        return _failure(row, "read", str(error))
+    try:
+        return prepare_roi(roi.image, roi.mask, input_size=backbone.input_size, mean=backbone.mean,
+                           std=backbone.std, settings=settings)
+    except (ValueError, OSError) as error:
+        return _failure(row, "crop", str(error))
 
 
-def roi_identity(row: pd.Series, file_hashes: dict[str, str]) -> dict[str, object]:
+def roi_identity(row: pd.Series, file_hashes: dict[str, str] | FileHashCache) -> dict[str, object]:
     """What identifies one ROI's pixels: the files' SHA-256 and the mask label / slice chosen.
 
     Args:
         row: one cohort row (``image``, ``mask``, optional ``mask_label``, ``slice``).
-        file_hashes: memo of file SHA-256s (a mask shared by rows is hashed once).
+        file_hashes: a :class:`~dlradiomics.io.FileHashCache` (hashes remembered across runs), or
+            a dict memo for this call only (a mask shared by rows is hashed once).
 
     Returns:
         Plain values, for :func:`~dlradiomics.store.content_key`.
+
+    Raises:
+        OSError: a file cannot be read.
     """
     from dlradiomics.io import sha256_file
 
+    digests = {}
     for column in ("image", "mask"):
         path = str(row[column])
+        if isinstance(file_hashes, FileHashCache):
+            digests[column] = file_hashes.sha256(path)
+            continue
         if path not in file_hashes:
             file_hashes[path] = sha256_file(path)
+        digests[column] = file_hashes[path]
     return {
-        "image_sha256": file_hashes[str(row["image"])],
-        "mask_sha256": file_hashes[str(row["mask"])],
+        "image_sha256": digests["image"],
+        "mask_sha256": digests["mask"],
         "mask_label": _optional(row, "mask_label"),
         "slice": _optional(row, "slice"),
     }
 
 
-def roi_cache_key(row: pd.Series, backbone: Backbone, settings: CropSettings, file_hashes: dict[str, str]) -> str:
+def roi_cache_key(row: pd.Series, backbone: Backbone, settings: CropSettings,
+                  file_hashes: dict[str, str] | FileHashCache) -> str:
     """The content key of one ROI's embedding: files' hashes, slice/label choice, network, settings.
 
     Args:
         row: one cohort row (``image``, ``mask``, optional ``mask_label``, ``slice``).
         backbone: the backbone that embeds it.
         settings: the crop settings.
-        file_hashes: memo of file SHA-256s (a mask shared by rows is hashed once).
+        file_hashes: a :class:`~dlradiomics.io.FileHashCache` or a dict memo (see :func:`roi_identity`).
 
     Returns:
         A SHA-256 hex key.
@@ -156,8 +181,9 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
     ROIs already in the store are read back; the rest are computed in batches under
     ``torch.inference_mode`` and written to the store one by one, so an interrupted run resumes.
     An ROI that cannot be read or cropped is logged and listed in ``result.attrs["failures"]``
-    (records ``roi_id, patient_id, image, mask, error``; :func:`embedding_failures` gives them as a
-    table); it does not stop the others. The attrs hold only plain values, so the result can be
+    (records ``roi_id, patient_id, image, mask, stage, error``, stage ``"read"`` for a file that
+    cannot be hashed or read, ``"crop"`` for an ROI that cannot be cropped; :func:`embedding_failures`
+    gives them as a table); it does not stop the others. The attrs hold only plain values, so the result can be
     written with ``to_parquet`` as it is.
 
     Args:
@@ -197,29 +223,37 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
     embeddings: dict[int, np.ndarray] = {}
     failures: list[dict[str, object]] = []
     pending: list[_RoiRequest] = []
-    file_hashes: dict[str, str] = {}
+    hashes = FileHashCache(Path(store_dir) / HASH_CACHE_FILE if store_dir is not None else None)
+    keys: dict[int, str] = {}
     for position, row in table.iterrows():
         try:
-            key = roi_cache_key(row, backbone, settings, file_hashes)
+            keys[position] = roi_cache_key(row, backbone, settings, hashes)
         except OSError as error:
-            failures.append(_failure(row, f"cannot hash input file: {error}"))
-            continue
-        cached = store.get(namespace, key) if store is not None else None
-        if cached is not None:
-            embeddings[position] = np.asarray(cached[STORE_COLUMN].iloc[0], dtype=np.float32)
+            failures.append(_failure(row, "read", f"cannot hash input file: {error}"))
+    hashes.save()
+    stored, n_copied = _stored_embeddings(store, namespace, set(keys.values())) if store is not None else ({}, 0)
+    for position, key in keys.items():
+        if key in stored:
+            embeddings[position] = stored[key]
         else:
-            pending.append(_RoiRequest(position, row, key))
+            pending.append(_RoiRequest(position, table.loc[position], key))
 
-    if pending:
-        logger.info("embedding %d of %d ROIs with %s (%s) on %s", len(pending), len(table),
-                    backbone.name, backbone.weights_id, device)
-        with Progress(len(table), "embedding", unit="ROI", initial=len(table) - len(pending),
-                      enabled=progress) as bar:
-            computed, failed = _embed_pending(pending, backbone, settings, store, batch_size=batch_size,
-                                              device=device, channels_last=channels_last, crops_dir=crops_dir,
-                                              bar=bar)
-        embeddings.update(computed)
-        failures.extend(failed)
+    try:
+        if pending:
+            logger.info("embedding %d of %d ROIs with %s (%s) on %s", len(pending), len(table),
+                        backbone.name, backbone.weights_id, device)
+            with Progress(len(table), "embedding", unit="ROI", initial=len(table) - len(pending),
+                          enabled=progress) as bar:
+                computed, failed = _embed_pending(pending, backbone, settings, store, batch_size=batch_size,
+                                                  device=device, channels_last=channels_last, crops_dir=crops_dir,
+                                                  bar=bar)
+            embeddings.update(computed)
+            failures.extend(failed)
+    finally:
+        if store is not None:
+            store.close()  # what was embedded stays stored, even if a later batch failed
+    if store is not None and (pending or n_copied):
+        store.consolidate(namespace)  # one table: the next run reads every embedding at once
 
     for failure in failures:
         logger.warning("no embedding for ROI %s of patient %s (%s): %s", failure["roi_id"],
@@ -233,6 +267,30 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
     result.attrs["weights_id"] = backbone.weights_id
     result.attrs["preprocessing"] = settings.as_dict()
     return result
+
+
+def _stored_embeddings(store: FeatureStore, namespace: str, keys: set[str]) -> tuple[dict[str, np.ndarray], int]:
+    """The stored embeddings of ``keys``: the store's rows, read in one go, then per-ROI files.
+
+    Embeddings that earlier versions stored one file per ROI are read from their files and copied
+    into rows, so that the next run reads them with the others.
+
+    Returns:
+        key -> embedding for the keys found, and how many were copied from per-ROI files.
+    """
+    found = {key: np.asarray(row[STORE_COLUMN], dtype=np.float32)
+             for key, row in store.get_rows(namespace, keys).items()}
+    n_copied = 0
+    for key in sorted(keys - found.keys()):
+        if not store.path(namespace, key).exists():
+            continue
+        frame = store.get(namespace, key)
+        if frame is None:
+            continue
+        found[key] = np.asarray(frame[STORE_COLUMN].iloc[0], dtype=np.float32)
+        store.put_row(namespace, key, {STORE_COLUMN: found[key]})
+        n_copied += 1
+    return found, n_copied
 
 
 def _embed_pending(pending: list[_RoiRequest], backbone: Backbone, settings: CropSettings,
@@ -249,17 +307,18 @@ def _embed_pending(pending: list[_RoiRequest], backbone: Backbone, settings: Cro
     for requests in _batches(pending, batch_size):
         ready: list[tuple[_RoiRequest, PreparedRoi]] = []
         for request in requests:
-            try:
-                ready.append((request, _load_prepared(request.row, backbone, settings)))
-            except (ValueError, OSError) as error:
-                failures.append(_failure(request.row, str(error)))
+            prepared = _read_and_crop(request.row, backbone, settings)
+            if isinstance(prepared, dict):
+                failures.append(prepared)
+            else:
+                ready.append((request, prepared))
         if ready:
             batch = torch.stack([prepared.tensor for _, prepared in ready])
             vectors = embed_batch(backbone, batch, device, channels_last)
             for (request, prepared), vector in zip(ready, vectors):
                 embeddings[request.position] = vector
                 if store is not None:
-                    store.put(namespace, request.key, pd.DataFrame({STORE_COLUMN: [vector]}))
+                    store.put_row(namespace, request.key, {STORE_COLUMN: vector})
                 if crops_dir is not None:
                     save_crop_png(prepared.crop, Path(crops_dir) / f"{_safe_name(request.row['roi_id'])}.png")
         if bar is not None:
@@ -267,9 +326,9 @@ def _embed_pending(pending: list[_RoiRequest], backbone: Backbone, settings: Cro
     return embeddings, failures
 
 
-def _failure(row: pd.Series, message: str) -> dict[str, object]:
+def _failure(row: pd.Series, stage: str, message: str) -> dict[str, object]:
     return {"roi_id": row["roi_id"], "patient_id": row["patient_id"], "image": str(row["image"]),
-            "mask": str(row["mask"]), "error": message}
+            "mask": str(row["mask"]), "stage": stage, "error": message}
 
 
 def _safe_name(roi_id: str) -> str:
@@ -305,5 +364,5 @@ def write_embeddings(result: pd.DataFrame, out_dir: str | os.PathLike[str]) -> d
 
 
 def embedding_failures(result: pd.DataFrame) -> pd.DataFrame:
-    """The ROIs that :func:`compute_embeddings` could not embed: ``roi_id, patient_id, image, mask, error``."""
+    """The ROIs that :func:`compute_embeddings` could not embed: ``roi_id, patient_id, image, mask, stage, error``."""
     return pd.DataFrame(result.attrs.get("failures", []), columns=FAILURE_COLUMNS)
