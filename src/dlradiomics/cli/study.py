@@ -43,7 +43,8 @@ def run(study: Path = typer.Argument(..., help="The study YAML file."),
     _print_outcome(result)
     typer.echo(f"report: {result.report_path}\nrun folder: {result.run_dir}")
     if result.bundle_path is None:
-        typer.echo(f"error: the study finished without a model: {no_model_reason(result.results)}. The report "
+        reason = result.no_model_reason or no_model_reason(result.results)
+        typer.echo(f"error: the study finished without a model: {reason}. The report "
                    "lists every configuration with its note.", err=True)
         raise typer.Exit(2)
     typer.echo(f"model bundle: {result.bundle_path}")

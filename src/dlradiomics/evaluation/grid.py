@@ -20,7 +20,7 @@ from dlradiomics.evaluation.configurations import CONFIG_COLUMNS, default_modali
 from dlradiomics.evaluation.crossval import FoldScheme, cross_validate_patients, resolve_fold_table
 from dlradiomics.evaluation.grid_result import GridResult
 from dlradiomics.evaluation.metrics import summarise_predictions
-from dlradiomics.evaluation.splits import RepeatedPatientKFold
+from dlradiomics.evaluation.splits import RepeatedPatientKFold, evaluated_patients, patient_labels_of
 from dlradiomics.evaluation.threshold import ThresholdRule
 from dlradiomics.models import (
     CLASSIFIERS,
@@ -90,9 +90,12 @@ def run_grid(
     all_modalities = sorted(set().union(*present.values()))
     modality_sets = default_modality_sets(all_modalities) if modality_sets is None else modality_sets
     to_run, skipped = grid_configurations(sources, modality_sets, fusions, classifiers)
-    patient_labels = _patient_labels(feature_tables)
+    patient_labels = patient_labels_of(feature_tables)
     outer = RepeatedPatientKFold(seed=seed) if outer is None else outer
     fold_table = resolve_fold_table(outer, patient_labels.to_numpy(), patient_labels.index.to_numpy())
+    # A given fold table (a manifest column, a split file) may name patients without features; the
+    # grid's patients are those of the feature tables, whom "scores every patient" refers to.
+    fold_table = fold_table[fold_table["patient_id"].astype(str).isin(patient_labels.index)].reset_index(drop=True)
 
     runnable, unavailable = [], []
     for configuration in to_run:
@@ -194,11 +197,13 @@ def _run_configuration(
         # Data that cannot support the configuration (e.g. early fusion of modalities no patient
         # has together) is reported in the table, not allowed to stop the other configurations.
         return {**configuration.key(), "status": "skipped", "note": f"could not run: {error}"}, None, None
-    n_candidates = X.index.nunique()
+    # Training-only patients (a fixed train/test split) are never scored, by design: only patients
+    # the folds test can be unscored.
+    n_candidates = pd.Index(X.index.astype(str).unique()).isin(evaluated_patients(fold_table)).sum()
     n_scored = oof.groupby("repeat")["patient_id"].nunique().min()
     note = ""
     if n_scored < n_candidates:
-        note = f"{n_candidates - n_scored} patient(s) could not be scored (missing blocks)"
+        note = f"{n_candidates - n_scored} of {n_candidates} test patient(s) could not be scored (missing blocks)"
     row = {
         **configuration.key(),
         "status": "ok",
@@ -214,13 +219,3 @@ def _modalities_by_kind(feature_tables: Mapping[str, pd.DataFrame]) -> dict[str,
     if not feature_tables:
         raise ValueError("run_grid needs at least one feature table")
     return {kind: set(table["modality"].unique()) for kind, table in feature_tables.items()}
-
-
-def _patient_labels(feature_tables: Mapping[str, pd.DataFrame]) -> pd.Series:
-    rows = pd.concat([table[["patient_id", "label"]] for table in feature_tables.values()], ignore_index=True)
-    rows["patient_id"] = rows["patient_id"].astype(str)
-    labels_per_patient = rows.groupby("patient_id")["label"].nunique()
-    conflicting = labels_per_patient.index[labels_per_patient > 1].tolist()
-    if conflicting:
-        raise ValueError(f"patients {conflicting[:10]} carry different labels in the feature tables")
-    return rows.groupby("patient_id")["label"].first().astype(int)

@@ -14,9 +14,54 @@ import pandas as pd
 
 from dlradiomics.evaluation.configurations import CONFIG_COLUMNS
 from dlradiomics.evaluation.metrics import format_estimate
+from dlradiomics.evaluation.splits import evaluated_patients
 from dlradiomics.models import CLASSIFIERS
 
 SELECTION_RULE = "highest mean inner-CV AUC on the training folds (test folds never consulted)"
+COVERAGE_RULE = "only configurations that score every patient of the study are eligible"
+ELIGIBILITY_COLUMNS = ("scored_patients", "study_patients", "eligible", "eligibility")
+
+
+def coverage_eligibility(completed: pd.DataFrame, predictions: pd.DataFrame, study_patients: pd.Index,
+                         require_full_coverage: bool) -> pd.DataFrame:
+    """Which configurations score every patient of the study, and so may be chosen.
+
+    Args:
+        completed: Rows of configurations that ran (``CONFIG_COLUMNS``).
+        predictions: Their patient predictions (``CONFIG_COLUMNS``, ``repeat``, ``patient_id``).
+        study_patients: The patients a configuration must score.
+        require_full_coverage: When False every completed configuration is eligible (the words
+            still say how many patients each scores).
+
+    Returns:
+        One row per completed configuration: ``CONFIG_COLUMNS``, ``scored_patients`` (fewest
+        over repeats), ``study_patients``, ``eligible`` and ``eligibility`` (the reason in words).
+    """
+    keys = completed[list(CONFIG_COLUMNS)]
+    if predictions.empty:
+        table = keys.assign(scored_patients=0)
+    else:
+        scored = (predictions.groupby([*CONFIG_COLUMNS, "repeat"])["patient_id"].nunique()
+                  .groupby(list(CONFIG_COLUMNS)).min().rename("scored_patients").reset_index())
+        table = keys.merge(scored, on=list(CONFIG_COLUMNS), how="left").fillna({"scored_patients": 0})
+    table["scored_patients"] = table["scored_patients"].astype(int)
+    n_study = len(study_patients)
+    table["study_patients"] = n_study
+    full = table["scored_patients"] >= n_study
+    table["eligible"] = full | (not require_full_coverage)
+    table["eligibility"] = [
+        "eligible: scores every patient" if covers
+        else f"not eligible: scores {count} of {n_study} patients" if require_full_coverage
+        else f"eligible (coverage not required): scores {count} of {n_study} patients"
+        for covers, count in zip(full, table["scored_patients"])
+    ]
+    return table.reset_index(drop=True)
+
+
+def eligible_rows(completed: pd.DataFrame, eligibility: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``completed`` that `coverage_eligibility` marked eligible (index kept)."""
+    keys = pd.MultiIndex.from_frame(eligibility.loc[eligibility["eligible"], list(CONFIG_COLUMNS)])
+    return completed[pd.MultiIndex.from_frame(completed[list(CONFIG_COLUMNS)]).isin(keys)]
 
 
 @dataclass
@@ -27,10 +72,15 @@ class GridResult:
         results: One row per configuration (``CONFIG_COLUMNS``, ``status``, ``note``,
             ``n_patients``, ``inner_auc``, every metric with ``_ci_low``/``_ci_high``, ``wall_s``).
         oof: Out-of-fold patient predictions of every configuration (long table).
-        fold_table: The outer folds every configuration used.
+        fold_table: The outer folds every configuration used; its tested patients are the study's
+            patients that a configuration must score to be eligible.
         selection_rule: How `best` was chosen.
         terms: What each configuration's model read in each outer fold: its selected columns and
             their weights (``CONFIG_COLUMNS``, `dlradiomics.models.TERM_COLUMNS`, ``repeat, fold``).
+        require_full_coverage: Only configurations that score every patient the folds test may be
+            chosen (`best`, `nested_selection_predictions`). A model that scores a third of the
+            cohort (early fusion on the patients having every modality) can win on inner AUC, but
+            it cannot be used for the other patients, and its AUC is about other patients.
     """
 
     results: pd.DataFrame
@@ -38,6 +88,7 @@ class GridResult:
     fold_table: pd.DataFrame
     selection_rule: str = SELECTION_RULE
     terms: pd.DataFrame = field(default_factory=pd.DataFrame)
+    require_full_coverage: bool = True
 
     @property
     def completed(self) -> pd.DataFrame:
@@ -53,12 +104,50 @@ class GridResult:
         return completed[~completed["comparison_only"].astype("boolean").fillna(False).astype(bool)]
 
     @property
+    def study_patients(self) -> pd.Index:
+        """The patients the outer folds test (every patient, except training-only ones of a fixed split)."""
+        return evaluated_patients(self.fold_table)
+
+    def eligibility(self) -> pd.DataFrame:
+        """Which candidate configurations may be chosen, and why not (see `coverage_eligibility`).
+
+        Comparison-only rows (e.g. CNN baselines) are never candidates, so they have no row here.
+        """
+        return coverage_eligibility(self.candidates, self.oof, self.study_patients, self.require_full_coverage)
+
+    @property
+    def eligible(self) -> pd.DataFrame:
+        """Candidate rows that may be chosen (see ``require_full_coverage``)."""
+        return eligible_rows(self.candidates, self.eligibility())
+
+    @property
+    def has_choice(self) -> bool:
+        """Whether some configuration may be chosen."""
+        return not self.candidates.empty and not self.eligible.empty
+
+    def no_choice_reason(self) -> str:
+        """Why no configuration may be chosen (empty when one may)."""
+        if self.candidates.empty:
+            return "no configuration of the grid completed"
+        if self.has_choice:
+            return ""
+        return (f"no configuration scores every one of the {len(self.study_patients)} patients of the study "
+                "(early fusion scores only patients having every modality of its set; a single-modality model "
+                "only patients imaged in it); add late fusion (ensemble, stacking) or a modality every patient "
+                "has, or let a partial model be chosen with 'model_choice: {require_full_coverage: false}'")
+
+    @property
     def best(self) -> pd.Series:
-        """The candidate configuration with the highest mean inner-CV AUC (training folds only)."""
-        candidates = self.candidates
-        if candidates.empty:
-            raise ValueError("no configuration of the grid completed")
-        return candidates.loc[candidates["inner_auc"].idxmax()]
+        """The eligible configuration with the highest mean inner-CV AUC (training folds only).
+
+        Raises:
+            ValueError: When no configuration completed, or none scores every patient while
+                ``require_full_coverage`` is on (`no_choice_reason` says which).
+        """
+        if not self.has_choice:
+            raise ValueError(self.no_choice_reason())
+        eligible = self.eligible
+        return eligible.loc[eligible["inner_auc"].idxmax()]
 
     def predictions_of(self, configuration: Mapping[str, str] | pd.Series) -> pd.DataFrame:
         """Out-of-fold predictions of one configuration.
@@ -114,22 +203,42 @@ class GridResult:
         ]
         return chosen[columns].reset_index(drop=True)
 
+    def nested_selection_patients(self) -> pd.Index:
+        """The patients the nested-selection estimate is computed over.
+
+        Every patient of the study when coverage is required; otherwise the patients every
+        completed configuration scores (in every repeat), so that each fold's choice is scored on
+        the same patients whichever configuration wins it.
+        """
+        candidates = self.eligible[list(CONFIG_COLUMNS)]
+        oof = self.oof.merge(candidates, on=list(CONFIG_COLUMNS))
+        if oof.empty:
+            return pd.Index([], name="patient_id")
+        per_configuration = oof.groupby([*CONFIG_COLUMNS, "repeat"])["patient_id"].apply(
+            lambda patients: set(patients.astype(str)))
+        common = set.intersection(*per_configuration.tolist())
+        return pd.Index(sorted(common), name="patient_id")
+
     def nested_selection_predictions(self) -> pd.DataFrame:
         """Test predictions of the configuration each outer fold would have chosen by inner AUC.
 
         Scoring these estimates the performance of the whole procedure "run the grid, keep the
         best", selection included, without optimism from picking the winner on test results.
+        Only eligible configurations compete (see ``require_full_coverage``), and the predictions
+        are those of `nested_selection_patients`, one common set whichever configuration each
+        fold chooses.
 
         Returns:
             Prediction rows (with the configuration columns) of the chosen configuration per fold.
 
         Raises:
-            ValueError: If the completed configurations do not cover the same patients.
+            ValueError: If no configuration is eligible.
         """
-        oof = self.oof.merge(self.candidates[list(CONFIG_COLUMNS)], on=list(CONFIG_COLUMNS))
-        patient_sets = oof.groupby(list(CONFIG_COLUMNS))["patient_id"].apply(frozenset)
-        if patient_sets.nunique() > 1:
-            raise ValueError("configurations cover different patients; nested selection needs the same patients")
+        if not self.has_choice:
+            raise ValueError(self.no_choice_reason())
+        candidates = self.eligible[list(CONFIG_COLUMNS)]
+        oof = self.oof.merge(candidates, on=list(CONFIG_COLUMNS))
+        oof = oof[oof["patient_id"].astype(str).isin(self.nested_selection_patients())]
         fold_scores = oof.groupby(["repeat", "fold", *CONFIG_COLUMNS], as_index=False)["inner_auc"].first()
         chosen = fold_scores.loc[fold_scores.groupby(["repeat", "fold"])["inner_auc"].idxmax()]
         return oof.merge(chosen[["repeat", "fold", *CONFIG_COLUMNS]], on=["repeat", "fold", *CONFIG_COLUMNS])

@@ -8,7 +8,7 @@ table sees the same folds (the nnU-Net habit), whatever model it runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +94,27 @@ class PatientHoldout:
         folds = np.where(patient_labels.index.isin(test_patients), 0, TRAIN_ONLY)
         table = pd.DataFrame({"patient_id": patient_labels.index, "repeat": 0, "fold": folds})
         return _sorted_fold_table(table)
+
+
+def patient_labels_of(feature_tables: Mapping[str, pd.DataFrame]) -> pd.Series:
+    """Each patient's label, from image-level feature tables (``patient_id``, ``label`` columns).
+
+    Args:
+        feature_tables: Feature tables by kind.
+
+    Returns:
+        Integer labels indexed by patient id (strings), in patient order.
+
+    Raises:
+        ValueError: If a patient carries different labels.
+    """
+    rows = pd.concat([table[["patient_id", "label"]] for table in feature_tables.values()], ignore_index=True)
+    rows["patient_id"] = rows["patient_id"].astype(str)
+    labels_per_patient = rows.groupby("patient_id")["label"].nunique()
+    conflicting = labels_per_patient.index[labels_per_patient > 1].tolist()
+    if conflicting:
+        raise ValueError(f"patients {conflicting[:10]} carry different labels in the feature tables")
+    return rows.groupby("patient_id")["label"].first().astype(int)
 
 
 def fold_table_from_column(table: pd.DataFrame, column: str, *, patient_column: str = "patient_id") -> pd.DataFrame:
@@ -210,6 +231,24 @@ def iter_outer_folds(fold_table: pd.DataFrame, groups: np.ndarray) -> Iterator[O
             test_index = np.flatnonzero(row_folds == fold)
             assert_patients_disjoint(groups[train_index], groups[test_index])
             yield OuterFold(int(repeat), int(fold), train_index, test_index)
+
+
+def evaluated_patients(fold_table: pd.DataFrame) -> pd.Index:
+    """The patients a fold table tests at least once (training-only patients, fold ``-1``, left out).
+
+    These are the patients an out-of-fold prediction can exist for: with a fixed train/test split,
+    the training-only patients are never scored, by design.
+
+    Args:
+        fold_table: The fold table.
+
+    Returns:
+        Their patient ids, as strings, sorted.
+    """
+    if fold_table.empty:
+        return pd.Index([], name="patient_id", dtype=str)
+    tested = fold_table.loc[fold_table["fold"] != TRAIN_ONLY, "patient_id"].astype(str)
+    return pd.Index(sorted(tested.unique()), name="patient_id")
 
 
 def assert_patients_disjoint(train_groups: np.ndarray, test_groups: np.ndarray) -> None:

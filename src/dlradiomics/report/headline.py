@@ -207,8 +207,9 @@ def _first_repeat(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def runner_up_comparison(grid: GridResult) -> tuple[str, float, float] | None:
-    """The candidate second by inner-CV AUC (comparison-only rows never compete), its AUC, and DeLong's p against the chosen one."""
-    ranked = grid.candidates.sort_values("inner_auc", ascending=False, kind="stable")
+    """The eligible candidate second by inner-CV AUC (comparison-only rows and, by default, configurations
+    that do not score every patient never compete), its AUC, and DeLong's p against the chosen one."""
+    ranked = grid.eligible.sort_values("inner_auc", ascending=False, kind="stable")
     if len(ranked) < 2:
         return None
     best, second = ranked.iloc[0], ranked.iloc[1]
@@ -244,7 +245,10 @@ def canary_verdict(canary: GridResult | None, *, n_boot: int, seed: int) -> Cana
     whole = procedure_estimate(canary, n_boot=n_boot, seed=seed)
     if whole is not None and len(canary.completed) > 1:
         return CanaryVerdict(whole, f"the whole procedure over {len(canary.completed)} configurations, nested")
-    chosen = canary.best
+    # The canary's coverage rule may leave no eligible configuration (e.g. one modality of few patients):
+    # its verdict then reads the best candidate by inner CV all the same.
+    ranked = canary.eligible if canary.has_choice else canary.candidates
+    chosen = ranked.loc[ranked["inner_auc"].idxmax()]
     return CanaryVerdict(_estimate(chosen, "auc"), f"{configuration_label(chosen)}, chosen by inner CV")
 
 
@@ -262,7 +266,7 @@ def build_headline(grid: GridResult, *, patients: int, threshold_rule: str, cana
         n_boot: bootstrap resamples of the whole-procedure and canary CIs.
         seed: seed of the bootstrap.
     """
-    if grid.candidates.empty:
+    if not grid.has_choice:
         return None
     best = grid.best
     scored = int(best["n_patients"]) if np.isfinite(best["n_patients"]) else 0

@@ -49,6 +49,7 @@ from dlradiomics.report.headline import (
     format_p,
 )
 from dlradiomics.report.html import ReportFigure, ReportSection, ReportTable, section_anchor, write_report
+from dlradiomics.report.model_choice import eligibility_sentence, nested_selection_sentence, results_with_eligibility
 from dlradiomics.report.table_one import table_one, table_one_variables
 
 RESULT_COLUMNS = ["source", "modalities", "fusion", "classifier", "status", "n_patients", "inner_auc", "auc",
@@ -330,8 +331,8 @@ def _versions(inputs: StudyReportInputs) -> dict[str, str]:
 def results_sections(inputs: StudyReportInputs) -> list[ReportSection]:
     """The long results table, paper-style tables, ROC curves per comparison."""
     grid = inputs.grid
-    results = grid.results.reindex(columns=RESULT_COLUMNS).sort_values(["status", "inner_auc"],
-                                                                       ascending=[True, False])
+    results = results_with_eligibility(grid, RESULT_COLUMNS).sort_values(["status", "inner_auc"],
+                                                                         ascending=[True, False])
     tables = [ReportTable("results_long", "Every configuration (out-of-fold, patient level; 95% CI)", results)]
     if not grid.completed.empty:
         tables.insert(0, ReportTable("summary_auc", "AUC (95% CI) by source, modalities and fusion (columns: "
@@ -342,7 +343,8 @@ def results_sections(inputs: StudyReportInputs) -> list[ReportSection]:
         "Every configuration is reported, not only the best; each row's metrics come from out-of-fold predictions "
         "at thresholds frozen on training folds; n_patients counts the patients each could score." +
         (" (Grid results were read back from the feature store: inputs unchanged since an earlier run.)"
-         if inputs.grid_cached else "")], tables=tables)]
+         if inputs.grid_cached else ""),
+        eligibility_sentence(grid)], tables=tables)]
     if grid.completed.empty:
         return sections
     figures = []
@@ -408,8 +410,13 @@ def chosen_model_section(inputs: StudyReportInputs) -> ReportSection:
     metric_table = pd.DataFrame([{"metric": metric, "estimate": best.get(metric),
                                   "95% CI low": best.get(f"{metric}_ci_low"), "95% CI high": best.get(f"{metric}_ci_high")}
                                  for metric in metrics if metric in best.index])
-    paragraphs = [f"Chosen by {grid.selection_rule}: {best_label}; out-of-fold AUC {best['auc']:.3f} "
-                  f"({best['auc_ci_low']:.3f}-{best['auc_ci_high']:.3f}) on {int(best['n_patients'])} patients."]
+    eligible_words = ("among configurations that score every patient" if grid.require_full_coverage
+                      else "among every configuration (coverage not required)")
+    paragraphs = [f"Chosen by {grid.selection_rule}, {eligible_words}: {best_label}; out-of-fold AUC "
+                  f"{best['auc']:.3f} ({best['auc_ci_low']:.3f}-{best['auc_ci_high']:.3f}) on "
+                  f"{int(best['n_patients'])} patients.",
+                  nested_selection_sentence(grid, n_boot=inputs.settings.report.bootstrap,
+                                            seed=inputs.settings.cv.seed)]
     if final is not None:
         paragraphs.append(f"Refitted on all {final.n_patients} patients, with threshold {final.threshold:.3f} frozen "
                           f"from inner out-of-fold predictions; saved as the bundle {Path(final.bundle_path).name}/ "
@@ -561,7 +568,7 @@ def forest_plot(inputs: StudyReportInputs) -> ReportFigure | None:
         # CNN baselines and other comparison-only rows are shown but never chosen: say so on their label.
         only = completed["comparison_only"].astype("boolean").fillna(False).astype(bool).to_numpy()
         rows.loc[only, "label"] = rows.loc[only, "label"] + " (comparison only)"
-    chosen = None if inputs.grid.candidates.empty else configuration_label(inputs.grid.best)
+    chosen = configuration_label(inputs.grid.best) if inputs.grid.has_choice else None
     save_figure(forest_figure(rows, highlight=chosen), path)
     return ReportFigure("AUC (95% CI) of every configuration, out-of-fold and patient level; the chosen model (by "
                         "inner-CV AUC, never by these test results) in red; dotted line: chance.", path)
@@ -571,8 +578,11 @@ def report_sections(inputs: StudyReportInputs, headline: Headline | None) -> lis
     """The report's sections, in reading order."""
     sections = [cohort_section(inputs), methods_section(inputs), *results_sections(inputs)]
     # issue 10 (paper stream): the paper protocol's results beside the nested ones go here.
-    if not inputs.grid.candidates.empty:
+    if inputs.grid.has_choice:
         sections.append(chosen_model_section(inputs))
+    elif not inputs.grid.completed.empty:
+        sections.append(ReportSection(HEADINGS["chosen"], paragraphs=[
+            f"No model was chosen: {inputs.grid.no_choice_reason()}."]))
     # issue 11 (radiologist stream): radiologist alone / model alone / radiologist + model go here.
     sections.append(explanation_section(inputs.explanation))
     sections += [canary_section(inputs, headline), checklist_section(inputs), provenance_section(inputs)]
@@ -594,7 +604,7 @@ def write_study_report(inputs: StudyReportInputs, headline: Headline | None = No
     return write_report(inputs.run.report_dir, title=f"dlradiomics report: {inputs.settings.name}",
                         opening=inputs.opening or "", sections=sections,
                         headline=headline.items() if headline is not None else
-                        [("Chosen model", "none: no configuration completed (see Results)")],
+                        [("Chosen model", f"none: {inputs.grid.no_choice_reason()} (see Results)")],
                         problems=[] if headline is None or headline.canary is None or headline.canary.passed
                         else ["Leakage canary"],
                         headline_figure=forest_plot(inputs),

@@ -63,6 +63,7 @@ class StudyResult:
         n_manifest_rows: rows in the manifest.
         headline: the report's headline as text lines (the chosen model, its AUC and operating point,
             the runner-up, coverage, the canary's verdict), for the end of the terminal output.
+        no_model_reason: why no model was chosen (empty when one was).
     """
 
     run_dir: Path
@@ -75,6 +76,7 @@ class StudyResult:
     warnings: list[str] = field(default_factory=list)
     n_manifest_rows: int = 0
     headline: list[str] = field(default_factory=list)
+    no_model_reason: str = ""
 
 
 def cases_per_outcome(examples: int) -> int:
@@ -143,7 +145,7 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
             with timer.stage("permuted-label canary", spinner=True):
                 canary, _ = run_grid_cached(settings, features, cohort_stage.table, store, namespace="canary",
                                             permute_labels=True)
-        chosen = None if grid.candidates.empty else chosen_estimator(settings, grid.best)
+        chosen = chosen_estimator(settings, grid.best) if grid.has_choice else None
         reads_deep = chosen is not None and "deep" in chosen[0].kinds
         gradcam_tensors: dict[str, np.ndarray] = {}
         if reads_deep:
@@ -180,7 +182,10 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
                            best=final.configuration if final else None, stage_seconds=dict(timer.seconds),
                            unused_rows=cohort_stage.unused, warnings=list(preflight.warnings),
                            n_manifest_rows=len(cohort_stage.cohort.table) + len(cohort_stage.cohort.rejected),
-                           headline=headline.lines() if headline is not None else [])
+                           headline=headline.lines() if headline is not None else [],
+                           # The command explains an empty grid from its notes; a grid whose models all
+                           # score part of the cohort is explained by the coverage rule.
+                           no_model_reason=grid.no_choice_reason() if not grid.completed.empty else "")
     except BaseException as error:
         mark_run_failed(run, error)
         raise

@@ -406,6 +406,21 @@ class CVSettings(_Section):
         return self
 
 
+class ModelChoiceSettings(_Section):
+    """Which configurations may become the chosen (and saved) model.
+
+    Args:
+        require_full_coverage: only configurations that score every patient of the study are
+            eligible (default). Early fusion scores only the patients having every modality of its
+            set, and a single-modality model only the patients imaged in it: such a model can win
+            on inner AUC measured on a third of the cohort and then cannot be used for the rest.
+            False lets every completed configuration compete; the nested estimate is then
+            computed over the patients every configuration scores.
+    """
+
+    require_full_coverage: bool = True
+
+
 class ThresholdSettings(_Section):
     """How the decision threshold is frozen (chosen on training folds only).
 
@@ -469,6 +484,7 @@ class StudySettings(_Section):
         cv: the cross-validation scheme.
         threshold: the frozen-threshold rule.
         report: report contents.
+        model_choice: which configurations may be chosen (coverage of the study's patients).
         output: folder under which each run gets `runs/<timestamp>/`; relative to the study file.
         store: the feature cache shared across runs; relative to the study file.
         n_jobs: parallel workers.
@@ -491,6 +507,7 @@ class StudySettings(_Section):
     cv: CVSettings = CVSettings()
     threshold: ThresholdSettings = ThresholdSettings()
     report: ReportSettings = ReportSettings()
+    model_choice: ModelChoiceSettings = ModelChoiceSettings()
     output: Path = Path("output")
     store: Path = Path("feature-store")
     n_jobs: int = Field(1, ge=1)

@@ -247,7 +247,8 @@ def run_grid_cached(settings: StudySettings, features: FeatureTables, table: pd.
 
     frames, cached = cached_frames(store, namespace, key, GRID_TABLES, compute)
     return GridResult(results=frames["results"], oof=frames["oof"], fold_table=frames["fold_table"],
-                      terms=frames["terms"]), cached
+                      terms=frames["terms"],
+                      require_full_coverage=settings.model_choice.require_full_coverage), cached
 
 
 def fit_final_model(settings: StudySettings, grid: GridResult, features: FeatureTables, run: RunFolder,
