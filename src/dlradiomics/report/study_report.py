@@ -50,6 +50,7 @@ from dlradiomics.report.headline import (
 )
 from dlradiomics.report.html import ReportFigure, ReportSection, ReportTable, section_anchor, write_report
 from dlradiomics.report.model_choice import eligibility_sentence, nested_selection_sentence, results_with_eligibility
+from dlradiomics.report.paper_protocol import paper_protocol_section
 from dlradiomics.report.table_one import table_one, table_one_variables
 
 RESULT_COLUMNS = ["source", "modalities", "fusion", "classifier", "status", "n_patients", "inner_auc", "auc",
@@ -89,6 +90,8 @@ class StudyReportInputs:
         explanation: what explains the chosen model (weights, selection frequency, importance, cases).
         reference: a clinical reference operating point, when the study gives one.
         radiomics_settings: the PyRadiomics settings the features were computed with (`setting` section).
+        paper_protocol: the paper's leaky protocol on real and permuted labels (`real`, `permuted`:
+            `PaperProtocolResult`), when the study file asks for it (``protocols: [nested, paper]``).
     """
 
     settings: Any
@@ -105,6 +108,7 @@ class StudyReportInputs:
     explanation: ModelExplanation | None = None
     reference: ReferenceOperatingPoint | None = None
     radiomics_settings: Mapping[str, Any] = field(default_factory=dict)
+    paper_protocol: Any = None
 
 
 def _with_labels(oof: pd.DataFrame) -> pd.DataFrame:
@@ -577,12 +581,16 @@ def forest_plot(inputs: StudyReportInputs) -> ReportFigure | None:
 def report_sections(inputs: StudyReportInputs, headline: Headline | None) -> list[ReportSection]:
     """The report's sections, in reading order."""
     sections = [cohort_section(inputs), methods_section(inputs), *results_sections(inputs)]
-    # issue 10 (paper stream): the paper protocol's results beside the nested ones go here.
     if inputs.grid.has_choice:
         sections.append(chosen_model_section(inputs))
     elif not inputs.grid.completed.empty:
         sections.append(ReportSection(HEADINGS["chosen"], paragraphs=[
             f"No model was chosen: {inputs.grid.no_choice_reason()}."]))
+    if inputs.paper_protocol is not None:
+        # issue 10: the paper's leaky protocol beside the nested one (never the chosen model).
+        sections.append(paper_protocol_section(inputs.paper_protocol.real, inputs.paper_protocol.permuted, inputs.grid,
+                                               inputs.canary, n_boot=inputs.settings.report.bootstrap,
+                                               seed=inputs.settings.cv.seed))
     # issue 11 (radiologist stream): radiologist alone / model alone / radiologist + model go here.
     sections.append(explanation_section(inputs.explanation))
     sections += [canary_section(inputs, headline), checklist_section(inputs), provenance_section(inputs)]

@@ -34,6 +34,7 @@ from dlradiomics.study.run_folder import (
     point_latest_at,
     write_provenance,
 )
+from dlradiomics.study.protocols import run_paper_protocols, wants_paper_protocol
 from dlradiomics.study.settings import StudySettings
 from dlradiomics.study.stage_timer import StageTimer
 from dlradiomics.study.stages import (
@@ -145,6 +146,10 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
             with timer.stage("permuted-label canary", spinner=True):
                 canary, _ = run_grid_cached(settings, features, cohort_stage.table, store, namespace="canary",
                                             permute_labels=True)
+        paper_protocol = None
+        if wants_paper_protocol(settings):
+            with timer.stage("paper protocol (leaky, for comparison) on real and permuted labels", spinner=True):
+                paper_protocol = run_paper_protocols(settings, features, cohort_stage.table)
         chosen = chosen_estimator(settings, grid.best) if grid.has_choice else None
         reads_deep = chosen is not None and "deep" in chosen[0].kinds
         gradcam_tensors: dict[str, np.ndarray] = {}
@@ -172,7 +177,7 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
                 settings=settings, run=run, cohort=cohort_stage, features=features, grid=grid, canary=canary,
                 final=final, opening=opening or settings.report.note, versions=versions, grid_cached=grid_cached,
                 stage_seconds=dict(timer.seconds), explanation=explanation,
-                radiomics_settings=radiomics_params.get("setting", {}))
+                radiomics_settings=radiomics_params.get("setting", {}), paper_protocol=paper_protocol)
             headline = study_headline(inputs)
             report_path = write_study_report(inputs, headline)
         mark_run_complete(run)

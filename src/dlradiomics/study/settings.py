@@ -43,6 +43,7 @@ FeatureSource = Literal["radiomic", "deep", "dlr"]
 FusionStrategy = Literal["single", "early", "ensemble", "stacking"]
 DLRCompositionName = Literal["paper", "whole_table"]
 ThresholdRule = Literal["youden", "sensitivity"]
+EvaluationProtocol = Literal["nested", "paper"]
 
 STUDY_FILE_MAX_BYTES = 1024 * 1024
 ALL_CLASSIFIERS: tuple[str, ...] = (
@@ -485,6 +486,11 @@ class StudySettings(_Section):
         threshold: the frozen-threshold rule.
         report: report contents.
         model_choice: which configurations may be chosen (coverage of the study's patients).
+        protocols: evaluation protocols run on the same data: "nested" (the honest one, always
+            run; it chooses and fits the saved model) and, beside it for comparison, "paper": the
+            paper's leaky protocol (selection on every patient, one 80/20 split, ensemble weights
+            and threshold on the test set, best test AUC reported), on real and permuted labels,
+            with its difference from the nested estimate (docs/protocols.md). Never the saved model.
         output: folder under which each run gets `runs/<timestamp>/`; relative to the study file.
         store: the feature cache shared across runs; relative to the study file.
         n_jobs: parallel workers.
@@ -508,6 +514,7 @@ class StudySettings(_Section):
     threshold: ThresholdSettings = ThresholdSettings()
     report: ReportSettings = ReportSettings()
     model_choice: ModelChoiceSettings = ModelChoiceSettings()
+    protocols: list[EvaluationProtocol] = Field(default_factory=lambda: ["nested"], min_length=1)
     output: Path = Path("output")
     store: Path = Path("feature-store")
     n_jobs: int = Field(1, ge=1)
@@ -521,6 +528,14 @@ class StudySettings(_Section):
             raise ValueError(f"classifier names {repeated} appear more than once; give each own classifier "
                              f"a name of its own (registered names: {list(ALL_CLASSIFIERS)})")
         return self
+
+    @field_validator("protocols")
+    @classmethod
+    def _nested_always_runs(cls, protocols: list[str]) -> list[str]:
+        if "nested" not in protocols:
+            raise ValueError("protocols must include 'nested': the honest protocol chooses and fits the saved model; "
+                             "'paper' (the paper's leaky protocol) only runs beside it, for comparison")
+        return list(dict.fromkeys(protocols))
 
     @field_validator("baselines")
     @classmethod
