@@ -7,7 +7,13 @@ import math
 import pandas as pd
 import pytest
 
-from dlradiomics.report.explanation import ModelExplanation, case_caption, feature_table, selection_frequency
+from dlradiomics.report.explanation import (
+    ModelExplanation,
+    case_caption,
+    explanation_section,
+    feature_table,
+    selection_frequency,
+)
 
 
 def _terms(rows, kind="coefficient per SD"):
@@ -47,3 +53,15 @@ def test_captions_say_n_a_for_a_flat_heatmap_never_nan():
     assert "nan%" not in caption and " nan" not in caption.lower()
     assert caption.startswith("FP (false positive), patient P7, US: p(malignant) 0.91 >= threshold 0.40")
     assert "Grad-CAM mass in lesion n/a (flat heatmap) (lesion area 12%)" in caption
+
+
+def test_a_model_of_principal_components_only_gets_no_sentence_about_a_feature_table_it_does_not_have():
+    components = _terms([("pca0", 0.9, {}), ("pca1", -0.3, {})]).assign(derived=True, block="DLR.deep")
+    explanation = ModelExplanation("dlr | US | ensemble | logistic", components,
+                                   components.assign(repeat=0, fold=0), n_outer_fits=1, n_candidates=40)
+    text = " ".join(explanation_section(explanation).paragraphs)
+    assert "2 principal component(s) of DLR.deep" in text
+    assert "Selection frequency" not in text
+    named = ModelExplanation("radiomic | US | single | logistic", _terms([("shape", 1.2, {})]),
+                             _terms([("shape", 1.0, {"repeat": 0, "fold": 0})]), n_outer_fits=1, n_candidates=10)
+    assert "Selection frequency counts the outer-fold fits" in " ".join(explanation_section(named).paragraphs)

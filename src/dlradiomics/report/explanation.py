@@ -175,9 +175,13 @@ def _reads_sentence(explanation: ModelExplanation, named: pd.DataFrame, derived:
         parts.append(f"{len(derived)} principal component(s) of {blocks} (mixtures of many features with no "
                      "names of their own, so no per-feature weights are shown for them)")
     reads = " and ".join(parts) if parts else "no columns this report can name"
-    return (f"The chosen model ({explanation.configuration}), refitted on all patients, reads {reads}. Selection "
-            "frequency counts the outer-fold fits (each on that fold's training patients only) whose selection "
-            "kept the feature: a feature kept in every fold is a stable choice, one kept in few is not.")
+    sentence = f"The chosen model ({explanation.configuration}), refitted on all patients, reads {reads}."
+    if len(named):
+        # Only where the features table is shown: selection frequency is a column of it.
+        sentence += (" Selection frequency counts the outer-fold fits (each on that fold's training patients only) "
+                     "whose selection kept the feature: a feature kept in every fold is a stable choice, one kept in "
+                     "few is not.")
+    return sentence
 
 
 def _weight_sentence(kind: str) -> str:
