@@ -115,7 +115,7 @@ def test_a_run_that_fails_is_marked_failed_with_its_error_in_run_log(manifest, t
              "fusion": ["single"], "cv": {"outer_folds": 2, "inner_folds": 2}, "report": {"canary": False},
              "output": str(tmp_path / "output")}
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
-    monkeypatch.setattr("dlradiomics.study.run.run_grid_cached", _boom)
+    monkeypatch.setattr("dlradiomics.study.run.run_grid_and_canary_cached", _boom)
     result = runner.invoke(app, ["run", str(tmp_path / "study.yaml"), "--no-progress"])
     assert result.exit_code == EXIT_UNEXPECTED and "Traceback" not in result.output
     run_dir = next((tmp_path / "output" / "runs").iterdir())
@@ -133,13 +133,14 @@ def test_a_study_that_ends_without_a_model_exits_2_with_the_reason(manifest, tmp
     import yaml
 
     from dlradiomics.evaluation import GridResult
+    from dlradiomics.study.stages import GridStage
 
     def every_configuration_skipped(*args, **kwargs):
         results = pd.DataFrame([{"source": "radiomic", "modalities": "US", "fusion": "single", "classifier": "logistic",
                                  "status": "skipped", "note": "could not run: no feature left after selection"}])
-        return GridResult(results=results, oof=pd.DataFrame(), fold_table=pd.DataFrame()), False
+        return GridStage(GridResult(results=results, oof=pd.DataFrame(), fold_table=pd.DataFrame()))
 
-    monkeypatch.setattr("dlradiomics.study.run.run_grid_cached", every_configuration_skipped)
+    monkeypatch.setattr("dlradiomics.study.run.run_grid_and_canary_cached", every_configuration_skipped)
     study = {"cohort": {"manifest": str(manifest)}, "feature_sources": ["radiomic"], "classifiers": ["logistic"],
              "fusion": ["single"], "cv": {"outer_folds": 2, "inner_folds": 2}, "report": {"canary": False},
              "output": str(tmp_path / "output")}

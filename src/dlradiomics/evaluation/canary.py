@@ -2,7 +2,13 @@
 
 Any step that sees test patients' labels (selection on all data, a threshold or ensemble weights
 fitted on test predictions, images of one patient on both sides of a split) lets a model "learn"
-permuted labels, and the canary's AUC rises above chance.
+permuted labels, and the canary's AUC rises above chance. Far below chance is a problem too: a
+model that reliably predicts the opposite has also learnt something it should not have.
+
+A study's canary (`run_grid_with_canary`) is the whole procedure on permuted labels: every
+configuration of the grid, selection included, on the grid's own outer folds, then "keep the best
+by inner AUC" (`judge_grid_canary`). It runs in the grid's cells, so the steps that read no labels
+(imputation, scaling, PCA on each training fold) are fitted once for both.
 """
 
 from __future__ import annotations
@@ -15,12 +21,18 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.metrics import roc_auc_score
 
+from dlradiomics.evaluation.cells import CANARY_WORLD, GRID_WORLD
+from dlradiomics.evaluation.configurations import CONFIG_COLUMNS
 from dlradiomics.evaluation.crossval import FoldScheme, cross_validate_patients
-from dlradiomics.evaluation.grid import run_grid
+from dlradiomics.evaluation.grid import run_grid, run_grid_worlds
 from dlradiomics.evaluation.grid_result import GridResult
+from dlradiomics.evaluation.metrics import summarise_predictions
 from dlradiomics.evaluation.splits import RepeatedPatientKFold
 
 EstimatorOrBuilder = BaseEstimator | Callable[[pd.DataFrame, np.ndarray], BaseEstimator]
+# A canary AUC outside this band is a problem, in either direction.
+CANARY_BAND = (0.40, 0.60)
+NESTED_LABEL = "run the grid, keep the best by inner AUC (nested)"
 
 
 @dataclass(frozen=True)
@@ -162,3 +174,121 @@ def run_grid_canary(
 def _verdict(aucs: pd.DataFrame, tolerance: float) -> CanaryResult:
     mean_auc = float(aucs["auc"].mean())
     return CanaryResult(aucs=aucs, mean_auc=mean_auc, tolerance=tolerance, passed=abs(mean_auc - 0.5) <= tolerance)
+
+
+def run_grid_with_canary(
+    feature_tables: Mapping[str, pd.DataFrame],
+    *,
+    canary_seed: int = 0,
+    run_grid_itself: bool = True,
+    **grid_options,
+) -> tuple[GridResult | None, GridResult]:
+    """The experiment grid and its permuted-label canary, run together.
+
+    The canary is every configuration of the grid on labels permuted between patients
+    (`permute_table_labels`), on the grid's outer folds (made from the real labels, which the
+    permuted labels know nothing of). Running both in the same cells shares the fits that read
+    no labels; everything that reads labels (selection, classifiers, weights, thresholds) is fitted
+    again on the permuted ones.
+
+    Args:
+        feature_tables: image-level feature tables by kind, as for `run_grid`.
+        canary_seed: seed of the permutation.
+        run_grid_itself: False to run the canary alone (e.g. when the grid's results are cached);
+            pass the grid's fold table as ``outer`` then.
+        **grid_options: as for `run_grid`.
+
+    Returns:
+        ``(grid, canary)``; ``grid`` is None when ``run_grid_itself`` is False.
+    """
+    permuted = permute_table_labels(feature_tables, seed=canary_seed)
+    worlds = {GRID_WORLD: feature_tables, CANARY_WORLD: permuted} if run_grid_itself else {CANARY_WORLD: permuted}
+    if not run_grid_itself and not isinstance(grid_options.get("outer"), pd.DataFrame):
+        raise ValueError("a canary run alone needs the grid's fold table as outer=, so both use the same folds")
+    results = run_grid_worlds(worlds, **grid_options)
+    return results.get(GRID_WORLD), results[CANARY_WORLD]
+
+
+@dataclass(frozen=True)
+class GridCanaryVerdict:
+    """The canary of a whole grid: each configuration's permuted-label AUC and the nested procedure's.
+
+    Args:
+        table: one row per configuration and one for the nested procedure (``what``, ``auc``,
+            ``auc_ci_low``, ``auc_ci_high``, ``n_patients``, ``problem``), the nested row first.
+        band: AUCs outside this band are problems.
+        nested_note: how the nested estimate was made (or why it could not be).
+    """
+
+    table: pd.DataFrame
+    band: tuple[float, float]
+    nested_note: str
+
+    @property
+    def nested(self) -> pd.Series | None:
+        """The row of "run the grid, keep the best" on permuted labels (None when not computed)."""
+        rows = self.table[self.table["what"] == NESTED_LABEL]
+        return None if rows.empty else rows.iloc[0]
+
+    @property
+    def problems(self) -> pd.DataFrame:
+        """Rows whose canary AUC lies outside the band."""
+        return self.table[self.table["problem"]]
+
+    @property
+    def passed(self) -> bool:
+        """No canary AUC outside the band."""
+        return self.problems.empty
+
+
+def judge_grid_canary(
+    canary: GridResult,
+    *,
+    band: tuple[float, float] = CANARY_BAND,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> GridCanaryVerdict:
+    """Flag every canary AUC outside ``band``, the nested "keep the best" procedure's included.
+
+    The nested estimate takes, in each outer fold, the configuration with the best inner AUC on
+    the permuted labels, as the grid's nested estimate does on the real ones. It needs one set of
+    patients: when configurations score different patients (early fusion leaves out patients
+    lacking a modality), only those that score every patient scored by any configuration take part.
+
+    Args:
+        canary: the grid run on permuted labels.
+        band: the AUC band of chance.
+        n_boot: bootstrap resamples of the nested AUC's CI.
+        seed: seed of the bootstrap.
+
+    Returns:
+        The `GridCanaryVerdict`.
+    """
+    completed = canary.completed
+    rows = [
+        {"what": _configuration_label(row), "auc": row["auc"], "auc_ci_low": row["auc_ci_low"],
+         "auc_ci_high": row["auc_ci_high"], "n_patients": row["n_patients"]}
+        for _, row in completed.iterrows()
+    ]
+    note = "no configuration completed on permuted labels"
+    if not completed.empty:
+        oof = canary.oof.merge(completed[list(CONFIG_COLUMNS)], on=list(CONFIG_COLUMNS))
+        patients = oof.groupby(list(CONFIG_COLUMNS))["patient_id"].apply(frozenset)
+        everyone = frozenset().union(*patients)
+        eligible = patients[patients.apply(len) == len(everyone)] if (patients.apply(len) == len(everyone)).any() \
+            else patients[patients.apply(len) == patients.apply(len).max()]
+        chosen_from = completed.merge(eligible.index.to_frame(index=False), on=list(CONFIG_COLUMNS))
+        nested_oof = GridResult(results=chosen_from, oof=canary.oof, fold_table=canary.fold_table) \
+            .nested_selection_predictions()
+        summary = summarise_predictions(nested_oof, n_boot=n_boot, seed=seed)
+        rows.insert(0, {"what": NESTED_LABEL, "auc": summary["auc"], "auc_ci_low": summary["auc_ci_low"],
+                        "auc_ci_high": summary["auc_ci_high"], "n_patients": summary["n_patients"]})
+        note = (f"chosen in each outer fold among {len(chosen_from)} of {len(completed)} configurations"
+                + ("" if len(chosen_from) == len(completed) else " (those scoring every patient)"))
+    table = pd.DataFrame(rows, columns=["what", "auc", "auc_ci_low", "auc_ci_high", "n_patients"])
+    table["problem"] = (table["auc"] < band[0]) | (table["auc"] > band[1])
+    return GridCanaryVerdict(table=table, band=band, nested_note=note)
+
+
+def _configuration_label(row: pd.Series) -> str:
+    return " | ".join(str(row[column]) for column in CONFIG_COLUMNS)

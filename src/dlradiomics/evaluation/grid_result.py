@@ -65,6 +65,27 @@ def eligible_rows(completed: pd.DataFrame, eligibility: pd.DataFrame) -> pd.Data
 
 
 @dataclass
+class GridRunStats:
+    """How a grid ran: its cells, the workers that ran them, and what sharing fits saved.
+
+    Args:
+        cells: cells run (configurations x one outer fold x label worlds).
+        workers: cells run at once.
+        fit_hits: fits taken from a cell's cache instead of fitted again.
+        fit_misses: fits computed.
+        fit_seconds_saved: CPU seconds that the original fits of the hits took.
+        wall_s: wall time of the whole grid (every label world).
+    """
+
+    cells: int = 0
+    workers: int = 1
+    fit_hits: int = 0
+    fit_misses: int = 0
+    fit_seconds_saved: float = 0.0
+    wall_s: float = 0.0
+
+
+@dataclass
 class GridResult:
     """Results of `run_grid`.
 
@@ -81,6 +102,7 @@ class GridResult:
             chosen (`best`, `nested_selection_predictions`). A model that scores a third of the
             cohort (early fusion on the patients having every modality) can win on inner AUC, but
             it cannot be used for the other patients, and its AUC is about other patients.
+        run_stats: How the grid ran (None for results read back from a cache).
     """
 
     results: pd.DataFrame
@@ -89,6 +111,7 @@ class GridResult:
     selection_rule: str = SELECTION_RULE
     terms: pd.DataFrame = field(default_factory=pd.DataFrame)
     require_full_coverage: bool = True
+    run_stats: GridRunStats | None = None
 
     @property
     def completed(self) -> pd.DataFrame:

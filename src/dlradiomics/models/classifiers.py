@@ -31,6 +31,7 @@ from dlradiomics.models.selection import (
     SelectionStep,
     parse_selection_step,
 )
+from dlradiomics.models.shared_fits import pipeline_class
 
 
 def _xgboost(random_state: int, **params) -> BaseEstimator:
@@ -204,7 +205,8 @@ def make_pipeline(
         model = clone(classifier)
     if any(step.needs_scaling for step, _ in steps):
         needs_scaling = True
-    pipeline = Pipeline([*_preprocessing_steps(steps, scale=needs_scaling), ("classifier", model)])
+    # Inside `sharing_fits` (a grid cell) identical step fits are shared; elsewhere a plain Pipeline.
+    pipeline = pipeline_class()([*_preprocessing_steps(steps, scale=needs_scaling), ("classifier", model)])
     return pipeline.set_output(transform="pandas")
 
 
@@ -232,4 +234,4 @@ def make_preprocessing(
         An unfitted transformer ``Pipeline`` with pandas output.
     """
     steps = _selection_steps(selection, random_state)
-    return Pipeline(_preprocessing_steps(steps, scale=True)).set_output(transform="pandas")
+    return pipeline_class()(_preprocessing_steps(steps, scale=True)).set_output(transform="pandas")

@@ -87,6 +87,7 @@ class StudyReportInputs:
         versions: library versions of the run, by package (as in the run's versions.json).
         grid_cached: whether the grid came from the store.
         stage_seconds: wall time of each stage so far.
+        stage_cpu_seconds: CPU time of each stage so far (the run's process and its workers).
         explanation: what explains the chosen model (weights, selection frequency, importance, cases).
         reference: a clinical reference operating point, when the study gives one.
         radiomics_settings: the PyRadiomics settings the features were computed with (`setting` section).
@@ -105,6 +106,7 @@ class StudyReportInputs:
     versions: Mapping[str, str] = field(default_factory=dict)
     grid_cached: bool = False
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
     explanation: ModelExplanation | None = None
     reference: ReferenceOperatingPoint | None = None
     radiomics_settings: Mapping[str, Any] = field(default_factory=dict)
@@ -551,12 +553,14 @@ def checklist_answers(inputs: StudyReportInputs) -> dict[str, ChecklistAnswer]:
 
 def provenance_section(inputs: StudyReportInputs) -> ReportSection:
     """Run folder files and stage times."""
-    times = pd.DataFrame(list(inputs.stage_seconds.items()), columns=["stage", "seconds"])
+    times = pd.DataFrame({"stage": list(inputs.stage_seconds), "seconds": list(inputs.stage_seconds.values()),
+                          "CPU seconds": [inputs.stage_cpu_seconds.get(stage) for stage in inputs.stage_seconds]})
     return ReportSection(HEADINGS["provenance"], paragraphs=[
         f"Run folder {inputs.run.root}: settings.yaml (every setting), versions.json, input_hashes.csv (SHA-256 of "
         "the manifest, every image and mask), radiomics_params.yaml, folds.csv (the outer folds), qa.csv, run.log, "
         "tables/*.csv and *.tex, figures/*.png, model/ (the bundle)."],
-        tables=[ReportTable("stage_times", "Wall time per stage", times)])
+        tables=[ReportTable("stage_times", "Wall and CPU time per stage (CPU: the run's process and its workers)",
+                            times)])
 
 
 def forest_plot(inputs: StudyReportInputs) -> ReportFigure | None:

@@ -50,7 +50,8 @@ def feature_kinds_for(sources: Sequence[str]) -> list[str]:
 def compute_feature_tables(cohort: Any, kinds: Sequence[str], *, store_dir: Path,
                            radiomics_params: Any = None, backbone: str = DEFAULT_BACKBONE,
                            weights: str | None = "imagenet", n_jobs: int = 1,
-                           progress: bool = True, weights_dir: Path | None = None) -> FeatureTables:
+                           progress: bool = True, weights_dir: Path | None = None,
+                           scheduler: str | None = None) -> FeatureTables:
     """Compute (or read from the store) the feature tables of a cohort.
 
     Args:
@@ -63,6 +64,7 @@ def compute_feature_tables(cohort: Any, kinds: Sequence[str], *, store_dir: Path
         n_jobs: worker processes for radiomics.
         progress: show progress bars.
         weights_dir: the checked store of torchvision's ImageNet files (None: its default).
+        scheduler: a Dask scheduler address: radiomics run on that cluster instead of local processes.
 
     Returns:
         The tables, the failures and the cache counts.
@@ -73,7 +75,7 @@ def compute_feature_tables(cohort: Any, kinds: Sequence[str], *, store_dir: Path
     if "radiomic" in kinds:
         logger.info("radiomic features: PyRadiomics, params=%s", radiomics_params or "package 2D defaults")
         result = extract_radiomic_features(cohort, store_dir, params=radiomics_params, n_jobs=n_jobs,
-                                           progress=progress)
+                                           scheduler=scheduler, progress=progress)
         tables["radiomic"] = result.features
         counts["radiomic"] = {"computed": result.n_computed, "cached": result.n_cached}
         failures.append(_failure_frame(result.failures, "radiomic"))

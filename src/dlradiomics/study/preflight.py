@@ -193,6 +193,8 @@ def preflight_study(settings: Any, *, radiomics_params: Callable[[], Mapping[str
     for baseline in settings.baselines:
         # Every baseline starts from ImageNet weights: a missing file stops the study now, naming it.
         check_backbone(baseline, "imagenet", setting="baselines", weights_dir=settings.deep.weights_dir)
+    if getattr(settings, "scheduler", None) is not None:
+        check_dask_scheduler(settings.scheduler)
 
     cohort = read_manifest(settings.cohort.manifest)
     whole_file = [problem for problem in cohort.problems if problem.row is None]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dlradiomics.evaluation.canary import GridCanaryVerdict
 from dlradiomics.io.atomic import write_csv_atomic, write_yaml_atomic
 from dlradiomics.report.study_report import StudyReportInputs, study_headline, write_study_report
 from dlradiomics.store import FeatureStore
@@ -34,6 +35,7 @@ from dlradiomics.study.run_folder import (
     point_latest_at,
     write_provenance,
 )
+from dlradiomics.study.progress import GridProgressDisplay
 from dlradiomics.study.protocols import run_paper_protocols, wants_paper_protocol
 from dlradiomics.study.settings import StudySettings
 from dlradiomics.study.stage_timer import StageTimer
@@ -41,7 +43,8 @@ from dlradiomics.study.stages import (
     chosen_estimator,
     fit_final_model,
     load_cohort,
-    run_grid_cached,
+    log_canary_verdict,
+    run_grid_and_canary_cached,
 )
 from dlradiomics.versions import library_versions
 
@@ -59,6 +62,8 @@ class StudyResult:
         results: the long results table (one row per configuration).
         best: the configuration chosen by inner CV, with its out-of-fold metrics.
         stage_seconds: wall time of each stage.
+        stage_cpu_seconds: CPU time of each stage (this process and its workers).
+        canary_verdict: the permuted-label canary judged against chance (None without a canary).
         unused_rows: every manifest row the study did not use, with the reason.
         warnings: what the preflight checks found that did not stop the study.
         n_manifest_rows: rows in the manifest.
@@ -73,6 +78,8 @@ class StudyResult:
     results: pd.DataFrame
     best: pd.Series | None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    canary_verdict: GridCanaryVerdict | None = None
     unused_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     warnings: list[str] = field(default_factory=list)
     n_manifest_rows: int = 0
@@ -122,7 +129,7 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
                                               radiomics_params=params_file, backbone=settings.deep.backbone,
                                               weights=settings.deep.weights, n_jobs=settings.n_jobs,
                                               weights_dir=settings.deep.weights_dir,
-                                              progress=progress)
+                                              progress=progress, scheduler=settings.scheduler)
             write_csv_atomic(features.failures, run.root / "feature_failures.csv")
             cohort_stage.unused = with_feature_failures(cohort_stage.unused, features.failures, cohort_stage.table,
                                                         manifest_row_of(cohort_stage.cohort))
@@ -130,8 +137,12 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
             for warning in check_feature_coverage(cohort_stage.table, features.tables, features.failures, settings):
                 logger.warning("after features: %s", warning)
         store = FeatureStore(settings.store)
-        with timer.stage("experiment grid (nested, patient-grouped CV)", spinner=True):
-            grid, grid_cached = run_grid_cached(settings, features, cohort_stage.table, store)
+        what = "experiment grid and permuted-label canary" if settings.report.canary else "experiment grid"
+        with timer.stage(f"{what} (nested, patient-grouped CV)"), \
+                GridProgressDisplay(what, timer.console) as grid_progress:
+            grid_stage = run_grid_and_canary_cached(settings, features, cohort_stage.table, store,
+                                                    progress=grid_progress)
+            grid, canary = grid_stage.grid, grid_stage.canary
             write_csv_atomic(grid.fold_table, run.root / "folds.csv")
         if settings.baselines:
             with timer.stage(f"CNN baselines ({', '.join(settings.baselines)}), inside the same outer folds",
@@ -141,11 +152,7 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
 
                 grid, _ = with_cnn_baselines(grid, settings, cohort_stage.table, store)
         write_csv_atomic(grid.oof, run.root / "oof_predictions.csv")
-        canary = None
-        if settings.report.canary:
-            with timer.stage("permuted-label canary", spinner=True):
-                canary, _ = run_grid_cached(settings, features, cohort_stage.table, store, namespace="canary",
-                                            permute_labels=True)
+        log_canary_verdict(grid_stage)
         paper_protocol = None
         if wants_paper_protocol(settings):
             with timer.stage("paper protocol (leaky, for comparison) on real and permuted labels", spinner=True):
@@ -175,8 +182,9 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
         with timer.stage("report", spinner=True):
             inputs = StudyReportInputs(
                 settings=settings, run=run, cohort=cohort_stage, features=features, grid=grid, canary=canary,
-                final=final, opening=opening or settings.report.note, versions=versions, grid_cached=grid_cached,
-                stage_seconds=dict(timer.seconds), explanation=explanation,
+                final=final, opening=opening or settings.report.note, versions=versions,
+                grid_cached=grid_stage.grid_cached, stage_seconds=dict(timer.seconds),
+                stage_cpu_seconds=dict(timer.cpu_seconds), explanation=explanation,
                 radiomics_settings=radiomics_params.get("setting", {}), paper_protocol=paper_protocol)
             headline = study_headline(inputs)
             report_path = write_study_report(inputs, headline)
@@ -185,6 +193,7 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
         return StudyResult(run_dir=run.root, report_path=report_path,
                            bundle_path=final.bundle_path if final else None, results=grid.results,
                            best=final.configuration if final else None, stage_seconds=dict(timer.seconds),
+                           stage_cpu_seconds=dict(timer.cpu_seconds), canary_verdict=grid_stage.verdict,
                            unused_rows=cohort_stage.unused, warnings=list(preflight.warnings),
                            n_manifest_rows=len(cohort_stage.cohort.table) + len(cohort_stage.cohort.rejected),
                            headline=headline.lines() if headline is not None else [],

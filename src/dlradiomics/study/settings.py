@@ -494,6 +494,9 @@ class StudySettings(_Section):
         output: folder under which each run gets `runs/<timestamp>/`; relative to the study file.
         store: the feature cache shared across runs; relative to the study file.
         n_jobs: parallel workers.
+        scheduler: a Dask scheduler address (``tcp://host:8786``): the grid's cells run on that
+            cluster (its workers need this package and the feature store's folder need not be shared:
+            the modelling tables travel with the tasks). None: local worker processes (``n_jobs``).
         source_path: the study file this was read from (set by `from_yaml`).
     """
 
@@ -518,6 +521,7 @@ class StudySettings(_Section):
     output: Path = Path("output")
     store: Path = Path("feature-store")
     n_jobs: int = Field(1, ge=1)
+    scheduler: str | None = Field(None, pattern=r"^(tcp|tls)://\S+$")
     source_path: Path | None = None
 
     @model_validator(mode="after")

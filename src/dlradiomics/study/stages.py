@@ -22,10 +22,11 @@ from dlradiomics.evaluation import (
     default_modality_sets,
     fold_table_from_column,
     load_fold_table,
-    permute_table_labels,
     run_grid,
 )
+from dlradiomics.evaluation.canary import GridCanaryVerdict, judge_grid_canary, run_grid_with_canary
 from dlradiomics.evaluation.crossval import FoldScheme
+from dlradiomics.evaluation.scheduling import ProgressCallback
 from dlradiomics.models import (
     FUSIONS,
     CorrelationStep,
@@ -54,12 +55,14 @@ from dlradiomics.study.preflight import (
     study_rows,
 )
 from dlradiomics.study.qa_gate import check_duplicates, duplicate_pairs_across_patients
-from dlradiomics.study.result_cache import cached_frames, table_fingerprint
+from dlradiomics.study.result_cache import store_frames, stored_frames, table_fingerprint
 from dlradiomics.study.run_folder import RunFolder
 from dlradiomics.study.settings import StudySettings
 
 logger = logging.getLogger(__name__)
 GRID_TABLES = ["results", "oof", "fold_table", "terms"]
+GRID_NAMESPACE = "grid"
+CANARY_NAMESPACE = "canary"
 
 
 @dataclass
@@ -188,20 +191,6 @@ def grid_arguments(settings: StudySettings, modalities: list[str]) -> dict[str, 
     }
 
 
-def canary_arguments(arguments: dict[str, Any], modalities: list[str]) -> dict[str, Any]:
-    """The grid arguments of the permuted-label canary: a representative, cheap subset of the grid.
-
-    Single-modality models and the first fusion of all modalities together, radiomic and deep
-    sources, with the first classifier.
-    """
-    subset = dict(arguments)
-    subset["modality_sets"] = [[m] for m in modalities] + ([modalities] if len(modalities) > 1 else [])
-    subset["sources"] = [source for source in arguments["sources"] if source != "dlr"] or arguments["sources"]
-    subset["classifiers"] = arguments["classifiers"][:1]
-    subset["fusions"] = arguments["fusions"][:1]
-    return subset
-
-
 def grid_cache_key(arguments: dict[str, Any], settings: StudySettings) -> dict[str, Any]:
     """The grid arguments as plain values: selection steps and the DLR composition as their fields, own
     classifiers as the study file declares them (import path and parameters), everything else as it is."""
@@ -215,40 +204,101 @@ def grid_cache_key(arguments: dict[str, Any], settings: StudySettings) -> dict[s
     }
 
 
-def run_grid_cached(settings: StudySettings, features: FeatureTables, table: pd.DataFrame, store: FeatureStore,
-                    *, namespace: str = "grid", permute_labels: bool = False) -> tuple[GridResult, bool]:
-    """Run the experiment grid, or read its tables back from the store when the inputs are unchanged.
+@dataclass
+class GridStage:
+    """The experiment grid and its permuted-label canary.
+
+    Args:
+        grid: the grid's results.
+        canary: the same grid on permuted labels (None when the study runs no canary).
+        verdict: the canary's AUCs judged against chance (None without a canary).
+        grid_cached: the grid's tables came from the store.
+        canary_cached: the canary's tables came from the store.
+    """
+
+    grid: GridResult
+    canary: GridResult | None = None
+    verdict: GridCanaryVerdict | None = None
+    grid_cached: bool = False
+    canary_cached: bool = False
+
+
+def run_grid_and_canary_cached(settings: StudySettings, features: FeatureTables, table: pd.DataFrame,
+                               store: FeatureStore, *, progress: ProgressCallback | None = None) -> GridStage:
+    """Run the experiment grid and its canary together, or read either back from the store when its inputs are unchanged.
+
+    The canary (``report.canary``) is the whole grid on labels permuted between patients, on the
+    grid's outer folds, judged configuration by configuration and as "keep the best by inner AUC"
+    (`dlradiomics.evaluation.canary.judge_grid_canary`). Run together, the two share every fit
+    that reads no labels.
 
     Args:
         settings: study settings.
         features: the feature tables.
         table: cohort rows (for a fold column).
         store: the feature store.
-        namespace: store namespace ("grid" or "canary").
-        permute_labels: run the canary's subset of the grid on patient-level permuted labels.
+        progress: called as the grid's cells finish.
 
     Returns:
-        The `GridResult` and whether it came from the store.
+        The `GridStage`.
     """
     modalities = [m for m in settings.cohort.modalities if m in set(table["modality"])]
     arguments = grid_arguments(settings, modalities)
-    tables = features.tables
-    if permute_labels:
-        arguments = canary_arguments(arguments, modalities)
-        tables = permute_table_labels(tables, seed=settings.cv.seed)
     folds = outer_folds(settings, table)
     key = {"arguments": grid_cache_key(arguments, settings),
            "folds": table_fingerprint(folds) if isinstance(folds, pd.DataFrame) else repr(folds),
-           "tables": {kind: table_fingerprint(frame) for kind, frame in tables.items()}}
+           "tables": {kind: table_fingerprint(frame) for kind, frame in features.tables.items()}}
+    canary_key = {**key, "canary": {"what": "every configuration, on the grid's folds",
+                                    "permutation_seed": settings.cv.seed}}
+    run_on = {"n_jobs": settings.n_jobs, "scheduler": settings.scheduler, "progress": progress}
+    grid_frames = stored_frames(store, GRID_NAMESPACE, key, GRID_TABLES)
+    canary_frames = stored_frames(store, CANARY_NAMESPACE, canary_key, GRID_TABLES) if settings.report.canary else None
+    stage = GridStage(grid=_grid_result(grid_frames) if grid_frames else None,  # type: ignore[arg-type]
+                      canary=_grid_result(canary_frames) if canary_frames else None,
+                      grid_cached=grid_frames is not None, canary_cached=canary_frames is not None)
+    wants_canary = settings.report.canary and canary_frames is None
+    if grid_frames is None and wants_canary:
+        stage.grid, stage.canary = run_grid_with_canary(features.tables, canary_seed=settings.cv.seed, outer=folds,
+                                                        **arguments, **run_on)
+    elif grid_frames is None:
+        stage.grid = run_grid(features.tables, outer=folds, **arguments, **run_on)
+    elif wants_canary:
+        _, stage.canary = run_grid_with_canary(features.tables, canary_seed=settings.cv.seed, run_grid_itself=False,
+                                               outer=stage.grid.fold_table, **arguments, **run_on)
+    if not stage.grid_cached:
+        store_frames(store, GRID_NAMESPACE, key, _grid_frames(stage.grid))
+    if stage.canary is not None and not stage.canary_cached:
+        store_frames(store, CANARY_NAMESPACE, canary_key, _grid_frames(stage.canary))
+    for result in (stage.grid, stage.canary):
+        if result is not None:
+            result.require_full_coverage = settings.model_choice.require_full_coverage
+    if stage.canary is not None:
+        stage.verdict = judge_grid_canary(stage.canary, n_boot=settings.report.bootstrap, seed=settings.cv.seed)
+    return stage
 
-    def compute() -> dict[str, pd.DataFrame]:
-        result = run_grid(tables, outer=folds, n_jobs=settings.n_jobs, **arguments)
-        return {"results": result.results, "oof": result.oof, "fold_table": result.fold_table, "terms": result.terms}
 
-    frames, cached = cached_frames(store, namespace, key, GRID_TABLES, compute)
+def log_canary_verdict(stage: GridStage) -> None:
+    """Say in the run log what the canary found, as a warning when an AUC lies outside chance."""
+    verdict = stage.verdict
+    if verdict is None:
+        return
+    low, high = verdict.band
+    nested = verdict.nested
+    if nested is not None:
+        logger.info("canary (permuted labels): %s AUC %.3f (95%% CI %.3f-%.3f)", nested["what"], nested["auc"],
+                    nested["auc_ci_low"], nested["auc_ci_high"])
+    for row in verdict.problems.itertuples():
+        logger.warning("canary problem: %s has AUC %.3f on permuted labels, outside [%.2f, %.2f]", row.what,
+                       row.auc, low, high)
+
+
+def _grid_frames(grid: GridResult) -> dict[str, pd.DataFrame]:
+    return {"results": grid.results, "oof": grid.oof, "fold_table": grid.fold_table, "terms": grid.terms}
+
+
+def _grid_result(frames: dict[str, pd.DataFrame]) -> GridResult:
     return GridResult(results=frames["results"], oof=frames["oof"], fold_table=frames["fold_table"],
-                      terms=frames["terms"],
-                      require_full_coverage=settings.model_choice.require_full_coverage), cached
+                      terms=frames["terms"])
 
 
 def fit_final_model(settings: StudySettings, grid: GridResult, features: FeatureTables, run: RunFolder,
