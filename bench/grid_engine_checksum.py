@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 import psutil
+from threadpoolctl import threadpool_limits
 
 from dlradiomics.evaluation import CONFIG_COLUMNS, cross_validate_patients, run_grid
 from dlradiomics.evaluation.splits import TRAIN_ONLY
@@ -67,6 +68,8 @@ def main() -> None:
         new = run_grid(tables, outer=folds, n_jobs=args.jobs, **options)
         new_cpu, new_wall = tree_cpu_seconds() - cpu, time.perf_counter() - wall
         old_frames, cpu, wall = [], tree_cpu_seconds(), time.perf_counter()
+        # One BLAS thread, as in the grid's worker processes, so both engines spend CPU alike.
+        limits = threadpool_limits(limits=1)
         for _, row in new.completed.iterrows():
             configuration = ModelConfiguration(row["source"], tuple(row["modalities"].split("+")), row["fusion"],
                                                row["classifier"])
@@ -76,6 +79,7 @@ def main() -> None:
                                             outer=new.fold_table, inner_splits=3, unscored="drop", seed=0)
             old_frames.append(alone.assign(**configuration.key()))
         old_cpu, old_wall = tree_cpu_seconds() - cpu, time.perf_counter() - wall
+        limits.restore_original_limits()
 
     keys = [*CONFIG_COLUMNS, "repeat", "fold", "patient_id"]
     old = pd.concat(old_frames, ignore_index=True)

@@ -14,6 +14,11 @@ Run (from the repository root; the grid takes a while on a CPU)::
 
     nice .venv/bin/python bench/study_bus_bra.py --data ../shared/data/bus-bra \
         --store scratch/bus-bra-store --out scratch/study-bus-bra --jobs 2
+
+The default is the paper's 35-configuration grid (7 classifiers x radiomic, deep, DLR early,
+ensemble and stacking); ``--canary`` adds the whole grid on permuted labels in the same cells.
+Printed besides: the grid's CPU seconds (process tree) per configuration, its probability
+checksum and what sharing fits saved.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.console import Console
 from sklearn.metrics import recall_score, roc_curve
 
 from dlradiomics.cohort import Cohort
 from dlradiomics.cohort.loaders import bus_bra_manifest
-from dlradiomics.evaluation.crossval import cross_validate_patients
 from dlradiomics.evaluation import GridResult, run_grid
+from dlradiomics.evaluation.canary import judge_grid_canary, run_grid_with_canary
+from dlradiomics.evaluation.crossval import cross_validate_patients
 from dlradiomics.evaluation.metrics import bootstrap_metrics, format_estimate
 from dlradiomics.evaluation.splits import fold_table_from_column
 from dlradiomics.evaluation.stats import delong_auc_ci, delong_test
@@ -38,6 +45,8 @@ from dlradiomics.features.radiomic import extract_radiomic_features
 from dlradiomics.features.deep import compute_embeddings
 from dlradiomics.io.atomic import write_csv_atomic
 from dlradiomics.models import CLASSIFIERS, FUSIONS, SOURCES, ModelConfiguration, build_estimator, build_model_table
+from dlradiomics.study.progress import GridProgressDisplay
+from dlradiomics.study.stage_timer import process_tree_cpu_seconds
 
 BIRADS_POSITIVE_FROM = 4
 
@@ -61,9 +70,12 @@ def main() -> None:
     parser.add_argument("--classifiers", nargs="+", default=list(CLASSIFIERS))
     parser.add_argument("--sources", nargs="+", default=list(SOURCES))
     parser.add_argument("--fusions", nargs="+", default=list(FUSIONS))
-    parser.add_argument("--late-classifiers", nargs="+", default=["logistic", "lightgbm"],
-                        help="classifiers of the DLR ensemble and stacking cells")
-    parser.add_argument("--jobs", type=int, default=1, help="configurations fitted in parallel")
+    parser.add_argument("--late-classifiers", nargs="+", default=None,
+                        help="classifiers of the DLR ensemble and stacking cells (default: --classifiers, "
+                             "the paper's 35-configuration grid)")
+    parser.add_argument("--jobs", type=int, default=1, help="grid cells run in parallel (local worker processes)")
+    parser.add_argument("--canary", action="store_true",
+                        help="run the whole grid on permuted labels too, in the same cells, and judge it")
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -91,23 +103,48 @@ def main() -> None:
     fold_table = fold_table_from_column(table, "fold5")
     write_csv_atomic(fold_table, args.out / "folds.csv")
     started = time.perf_counter()
-    common = dict(modality_sets=[("US",)], outer=fold_table, n_boot=args.n_boot, n_jobs=args.jobs)
-    with warnings.catch_warnings():
+    cpu_started = process_tree_cpu_seconds()
+    late_classifiers = args.late_classifiers or args.classifiers
+    canary = None
+    with warnings.catch_warnings(), GridProgressDisplay("grid", Console(stderr=True)) as progress:
         warnings.simplefilter("ignore")
-        grids = [run_grid(feature_tables, sources=args.sources, fusions=["early"], classifiers=args.classifiers,
-                          **common)]
-        late_fusions = [fusion for fusion in args.fusions if fusion != "early"]
-        if "dlr" in args.sources and late_fusions:
-            # Late fusion refits every block model in inner CV: the costliest cells, so they get
-            # their own (shorter) classifier list.
-            grids.append(run_grid(feature_tables, sources=["dlr"], fusions=late_fusions,
-                                  classifiers=args.late_classifiers, **common))
+        common = dict(modality_sets=[("US",)], outer=fold_table, n_boot=args.n_boot, n_jobs=args.jobs,
+                      progress=progress)
+        if sorted(late_classifiers) == sorted(args.classifiers):
+            if args.canary:
+                grid, canary = run_grid_with_canary(feature_tables, sources=args.sources, fusions=args.fusions,
+                                                    classifiers=args.classifiers, **common)
+            else:
+                grid = run_grid(feature_tables, sources=args.sources, fusions=args.fusions,
+                                classifiers=args.classifiers, **common)
+            grids = [grid]
+        else:
+            grids = [run_grid(feature_tables, sources=args.sources, fusions=["early"], classifiers=args.classifiers,
+                              **common)]
+            late_fusions = [fusion for fusion in args.fusions if fusion != "early"]
+            if "dlr" in args.sources and late_fusions:
+                grids.append(run_grid(feature_tables, sources=["dlr"], fusions=late_fusions,
+                                      classifiers=late_classifiers, **common))
     grid = GridResult(
         results=pd.concat([part.results for part in grids], ignore_index=True),
         oof=pd.concat([part.oof for part in grids], ignore_index=True),
         fold_table=fold_table,
     )
-    stage_seconds["grid"] = time.perf_counter() - started
+    stage_seconds["grid" + (" and canary" if canary is not None else "")] = time.perf_counter() - started
+    grid_cpu = process_tree_cpu_seconds() - cpu_started
+    n_configurations = len(grid.completed) * (2 if canary is not None else 1)
+    print(f"Grid: {len(grid.completed)} configurations completed"
+          + (" (and as many on permuted labels)" if canary is not None else "")
+          + f"; {grid_cpu:.0f} CPU-s in all, {grid_cpu / max(n_configurations, 1):.1f} CPU-s per configuration "
+          f"(5 outer folds); probability checksum {grid.oof['prob'].sum():.9f}")
+    for part in grids:
+        stats = part.run_stats
+        print(f"  {stats.cells} cells on {stats.workers} workers; fits shared {stats.fit_hits}, computed "
+              f"{stats.fit_misses}; {stats.wall_s:.1f} s wall")
+    if canary is not None:
+        verdict = judge_grid_canary(canary, n_boot=args.n_boot)
+        print("Canary (permuted labels):")
+        print(verdict.table.to_string(index=False))
     write_csv_atomic(grid.results, args.out / "results.csv")
     write_csv_atomic(grid.oof, args.out / "oof_predictions.csv")
 
