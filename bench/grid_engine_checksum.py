@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--sources", nargs="+", default=list(SOURCES))
     parser.add_argument("--fusions", nargs="+", default=list(FUSIONS))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--new-only", action="store_true", help="time the new engine only (no old run to compare)")
     args = parser.parse_args()
     tables = {kind: pd.read_parquet(args.tables / f"{kind}.parquet") for kind in ("radiomic", "deep")}
     folds = pd.read_csv(args.tables / "folds.csv", dtype={"patient_id": str})
@@ -67,6 +68,14 @@ def main() -> None:
         cpu, wall = tree_cpu_seconds(), time.perf_counter()
         new = run_grid(tables, outer=folds, n_jobs=args.jobs, **options)
         new_cpu, new_wall = tree_cpu_seconds() - cpu, time.perf_counter() - wall
+        if args.new_only:
+            stats = new.run_stats
+            print(f"new engine: {len(new.completed)} configurations x {new.oof.groupby(['repeat', 'fold']).ngroups} "
+                  f"outer fold(s), {stats.cells} cells on {stats.workers} workers: {new_cpu:.1f} CPU-s "
+                  f"({new_cpu / max(len(new.completed), 1):.1f} per configuration), {new_wall:.1f} s wall; "
+                  f"checksum {new.oof['prob'].sum():.12f}; fits shared {stats.fit_hits}, computed {stats.fit_misses}")
+            print(new.oof.groupby(list(CONFIG_COLUMNS))["prob"].sum().to_string())
+            return
         old_frames, cpu, wall = [], tree_cpu_seconds(), time.perf_counter()
         # One BLAS thread, as in the grid's worker processes, so both engines spend CPU alike.
         limits = threadpool_limits(limits=1)
