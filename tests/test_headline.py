@@ -56,6 +56,9 @@ def test_the_canary_is_flagged_outside_its_band_in_either_direction():
     high = CanaryVerdict(Estimate(0.66, 0.60, 0.72), "x")
     assert not low.passed and "PROBLEM" in low.describe() and "below" in low.describe()
     assert not high.passed and "above" in high.describe()
+    assert "chance alone" not in low.describe() + high.describe()  # their CIs exclude 0.5
+    noisy = CanaryVerdict(Estimate(0.370, 0.192, 0.513), "x")  # the demo's 40 patients
+    assert not noisy.passed and "PROBLEM" in noisy.describe() and "its 95% CI contains 0.5" in noisy.describe()
 
 
 def test_a_canary_grid_gives_the_whole_procedures_verdict(grid):

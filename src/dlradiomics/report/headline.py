@@ -130,7 +130,12 @@ class CanaryVerdict:
             return f"AUC {self.auc.short()} on permuted labels ({self.what}), inside {band}: passed"
         direction = "above: something lets the models see test labels" if self.auc.value > CANARY_BAND[1] else \
             "below: the pipeline learns an anti-signal from how patients were split or grouped"
-        return f"PROBLEM: AUC {self.auc.short()} on permuted labels ({self.what}) is outside {band}, {direction}"
+        text = f"PROBLEM: AUC {self.auc.short()} on permuted labels ({self.what}) is outside {band}, {direction}"
+        if self.auc.low <= 0.5 <= self.auc.high:
+            # Still flagged (the band is the rule), but a reader must see that chance alone can explain it.
+            text += ("; its 95% CI contains 0.5, so chance alone may explain it on this many patients: rerun with "
+                     "more patients or repeats before trusting or dismissing it")
+        return text
 
 
 @dataclass(frozen=True)
