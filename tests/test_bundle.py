@@ -273,7 +273,7 @@ def test_saving_again_replaces_the_bundle_and_drops_stale_weights(bundle_folder)
     ({"threshold": 1.5}, r"threshold: Input should be less than or equal to 1"),
     ({"threshold": None}, r"threshold: Input should be a valid number"),
     ({"feature_columns": []}, r"feature_columns: List should have at least 1 item"),
-    ({"feature_kinds": ["texture"]}, r"feature_kinds\.0: Input should be 'radiomic' or 'deep'"),
+    ({"feature_kinds": ["texture"]}, r"feature_kinds\.0: Input should be 'radiomic', 'deep' or 'clinical'"),
     ({"level": "voxel"}, r"level: Input should be 'image' or 'patient'"),
     ({"modalities": ["US", "MG"]}, r"level: 'image' rows hold one modality"),
     ({"feature_columns": ["US.radiomic__f0", "MG.deep__f1", "US.radiomic__f2", "US.radiomic__f3"]},

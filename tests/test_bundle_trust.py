@@ -21,6 +21,7 @@ from dlradiomics.bundle.audit import schema_nodes
 from dlradiomics.cli import app
 from dlradiomics.models import (
     CLASSIFIERS,
+    ClinicalEncodingStep,
     CorrelationStep,
     LassoStep,
     MannWhitneyStep,
@@ -180,6 +181,12 @@ def _feature_tables(n_patients: int = 40) -> dict[str, pd.DataFrame]:
                              "image": "", "mask": "", "label": label,
                              **{f"f{k}": rng.normal() + label * (k < 2) for k in range(width)}})
         tables[kind] = pd.DataFrame(rows)
+    # Clinical variables: a categorical code and a number, each missing for some patients.
+    clinical = tables["radiomic"][["roi_id", "patient_id", "modality", "image", "mask", "label"]].copy()
+    patient = clinical["patient_id"].str[1:].astype(int)
+    clinical["birads"] = np.where(patient % 7 == 0, np.nan, (patient % 4).astype(float))
+    clinical["age"] = np.where(patient % 5 == 0, np.nan, 40.0 + patient)
+    tables["clinical"] = clinical
     return tables
 
 
@@ -192,6 +199,7 @@ REPRESENTATIVE = [ModelConfiguration("radiomic", ("US",), "single", name) for na
     ModelConfiguration("deep", ("US", "MG"), "stacking", "logistic"),
     ModelConfiguration("dlr", ("US",), "early", "logistic"),
     ModelConfiguration("dlr", ("US", "MG"), "ensemble", "logistic"),
+    ModelConfiguration("radiomic+clinical", ("US",), "stacking", "logistic"),
 ]
 
 
@@ -205,7 +213,9 @@ def grid_bundles(tmp_path_factory):
         X, y, _ = build_model_table(tables, list(configuration.modalities), kinds, level=level)
         # Typed selection steps, as a study passes them (fusion estimators keep them as a parameter).
         selections = {"radiomic": (MannWhitneyStep(0.5), CorrelationStep(0.9), LassoStep()),
-                      "deep": (PCAStep(3),), "dlr": (PCAStep(3),)}
+                      "deep": (PCAStep(3),), "dlr": (PCAStep(3),),
+                      "radiomic+clinical": (ClinicalEncodingStep((("birads", ("2", "3", "4", "5")),)),
+                                            MannWhitneyStep(0.5))}
         estimator = build_estimator(configuration, selections=selections, dlr_components=4, inner_cv=2)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

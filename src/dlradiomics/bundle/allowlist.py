@@ -65,7 +65,8 @@ def _model_classes() -> list[type]:
     from sklearn.metrics._dist_metrics import EuclideanDistance64
     from sklearn.neighbors import KDTree, KNeighborsClassifier
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import LabelEncoder, StandardScaler
+    from sklearn.impute import MissingIndicator
+    from sklearn.preprocessing import LabelEncoder, OneHotEncoder, StandardScaler
     from sklearn.svm import SVC
     from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
     from xgboost import Booster as XGBoostBooster
@@ -73,6 +74,8 @@ def _model_classes() -> list[type]:
 
     from dlradiomics.models import (
         BoundedPCA,
+        ClinicalEncoder,
+        ClinicalEncodingStep,
         CorrelationFilter,
         CorrelationStep,
         DLRFusion,
@@ -93,6 +96,8 @@ def _model_classes() -> list[type]:
         EarlyFusion, WeightedEnsembleFusion, StackingFusion, DLRFusion,
         # the typed selection steps a fusion estimator holds as its `selection` parameter
         MannWhitneyStep, CorrelationStep, LassoStep, PCAStep,
+        # the clinical block's preparation (imputation with missing indicators, one-hot categories)
+        ClinicalEncodingStep, ClinicalEncoder, MissingIndicator, OneHotEncoder,
         # scikit-learn: the standard pipeline and the classifiers of the registry with their parts
         Pipeline, SimpleImputer, VarianceThreshold, StandardScaler, PCA, LabelEncoder,
         LogisticRegression, SVC, CalibratedClassifierCV, _CalibratedClassifier, _SigmoidCalibration,

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints,
 
 from dlradiomics.bundle.errors import BundleError
 from dlradiomics.bundle.profiles import FeatureRange, FiniteFloat, TrainingIntensityProfile
-from dlradiomics.models.blocks import BLOCK_SEPARATOR, FEATURE_KINDS, LEVELS
+from dlradiomics.models.blocks import BLOCK_SEPARATOR, FEATURE_KINDS, LEVELS, block_name
 
 BUNDLE_FORMAT_VERSION = 2
 METADATA_FILE = "bundle.json"
@@ -72,7 +72,7 @@ class BundleMetadata(BaseModel):
                 raise ValueError(f"{field}: repeated value(s) {repeated[:3]}")
         if self.level == "image" and len(self.modalities) != 1:
             raise ValueError(f"level: 'image' rows hold one modality, but modalities are {self.modalities}")
-        blocks = {f"{modality}.{kind}" for modality in self.modalities for kind in self.feature_kinds}
+        blocks = {block_name(modality, kind) for modality in self.modalities for kind in self.feature_kinds}
         strays = [column for column in self.feature_columns if column.partition(BLOCK_SEPARATOR)[0] not in blocks
                   or not column.partition(BLOCK_SEPARATOR)[2]]
         if strays:

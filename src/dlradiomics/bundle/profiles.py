@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from dlradiomics.io import IntensityProfile
 from dlradiomics.models.blocks import blocks_of
+from dlradiomics.models.clinical import CLINICAL_BLOCK
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 ROBUST_PERCENTILES = (0.5, 99.5)
@@ -126,6 +127,8 @@ def feature_warnings(table: pd.DataFrame, ranges: Mapping[str, FeatureRange | No
                 described.append(f"{columns[k]} = {value:.4g} ({training})")
             notes.append(f"{flagged.size} feature value(s) outside the training range: {_listed(described)}")
         for block, positions in blocks.items():
+            if block == CLINICAL_BLOCK:
+                continue  # missing clinical values are named one by one where they are read (study.clinical)
             absent = missing[np.ix_(rows, positions)].sum(axis=1)
             if ((absent > 0) & (absent < len(positions))).any():
                 notes.append(f"{block}: {int(absent.max())} of {len(positions)} feature values missing "

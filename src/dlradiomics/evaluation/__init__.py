@@ -21,7 +21,7 @@ from dlradiomics.evaluation.configurations import (
 from dlradiomics.evaluation.crossval import PREDICTION_COLUMNS, cross_validate_patients
 from dlradiomics.evaluation.curves import calibration_table, decision_curve, roc_table
 from dlradiomics.evaluation.grid import run_grid
-from dlradiomics.evaluation.grid_result import SELECTION_RULE, GridResult
+from dlradiomics.evaluation.grid_result import CHOICE_SCORES, SELECTION_RULE, GridResult
 from dlradiomics.evaluation.metrics import (
     METRIC_NAMES,
     bootstrap_metrics,
@@ -29,10 +29,21 @@ from dlradiomics.evaluation.metrics import (
     format_estimate,
     summarise_predictions,
 )
+from dlradiomics.evaluation.reference import (
+    ClinicalComparison,
+    McNemarResult,
+    ReferenceComparison,
+    compare_grid_with_reference,
+    compare_with_reference,
+    mcnemar_test,
+    model_roles,
+)
+from dlradiomics.evaluation.site_validation import SiteValidation, per_site_metrics, reference_predictions
 from dlradiomics.evaluation.splits import (
     PatientHoldout,
     RepeatedPatientKFold,
     fold_table_from_column,
+    fold_table_from_groups,
     iter_outer_folds,
     load_fold_table,
 )
@@ -46,20 +57,27 @@ from dlradiomics.evaluation.stats import (
 from dlradiomics.evaluation.threshold import choose_threshold, threshold_for_sensitivity, youden_threshold
 
 __all__ = [
+    "CHOICE_SCORES",
     "CONFIG_COLUMNS",
     "METRIC_NAMES",
     "PREDICTION_COLUMNS",
     "SELECTION_RULE",
     "AucComparison",
     "CanaryResult",
+    "ClinicalComparison",
     "GridConfiguration",
     "GridResult",
+    "McNemarResult",
     "PatientHoldout",
+    "ReferenceComparison",
     "RepeatedPatientKFold",
+    "SiteValidation",
     "bootstrap_metrics",
     "calibration_table",
     "choose_threshold",
     "classification_metrics",
+    "compare_grid_with_reference",
+    "compare_with_reference",
     "cross_validate_patients",
     "decision_curve",
     "default_modality_sets",
@@ -67,11 +85,16 @@ __all__ = [
     "delong_covariance",
     "delong_test",
     "fold_table_from_column",
+    "fold_table_from_groups",
     "format_estimate",
     "grid_configurations",
     "iter_outer_folds",
     "load_fold_table",
+    "mcnemar_test",
+    "model_roles",
     "paired_bootstrap_auc_test",
+    "per_site_metrics",
+    "reference_predictions",
     "permute_patient_labels",
     "permute_table_labels",
     "roc_table",

@@ -58,8 +58,9 @@ def grid_configurations(
     skipped: list[tuple[ModelConfiguration, str]] = []
     for source, modalities, classifier in itertools.product(sources, modality_sets, classifiers):
         modalities = tuple(modalities)
-        if source != "dlr" and len(modalities) == 1:
-            to_run.append(ModelConfiguration(source, modalities, "single", classifier))
+        single = ModelConfiguration(source, modalities, "single", classifier)
+        if len(single.blocks) == 1:
+            to_run.append(single)
             for fusion in fusions:
                 skipped.append(
                     (ModelConfiguration(source, modalities, fusion, classifier),

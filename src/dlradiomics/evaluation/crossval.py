@@ -25,7 +25,8 @@ from dlradiomics.models.blocks import aggregate_by_patient
 from dlradiomics.models.inner_cv import PatientGroupKFold
 from dlradiomics.models.terms import model_terms
 
-PREDICTION_COLUMNS = ("patient_id", "repeat", "fold", "y_true", "prob", "threshold", "inner_auc")
+PREDICTION_COLUMNS = ("patient_id", "repeat", "fold", "y_true", "prob", "threshold", "inner_auc",
+                      "inner_sensitivity", "inner_specificity")
 THRESHOLD_SOURCES = ("inner_oof", "train")
 UNSCORED_POLICIES = ("raise", "drop")
 
@@ -95,7 +96,11 @@ def cross_validate_patients(
     Returns:
         One row per test patient and repeat with columns ``PREDICTION_COLUMNS``; ``inner_auc``
         is the AUC of the inner out-of-fold predictions of that fold (NaN with
-        ``threshold_source="train"``). With ``return_terms``, ``(predictions, terms)``.
+        ``threshold_source="train"``), ``inner_sensitivity`` and ``inner_specificity`` those
+        predictions' sensitivity and specificity at the fold's threshold (with a target
+        sensitivity as the rule, the specificity the training patients allow at it: what a
+        choice for the clinical operating point compares). With ``return_terms``,
+        ``(predictions, terms)``.
 
     Raises:
         ValueError: On misaligned inputs, an unknown threshold source, or a test patient left
@@ -221,6 +226,10 @@ def fit_outer_fold(
     inner_auc = np.nan
     if threshold_source == "inner_oof":
         inner_auc = roc_auc_score(train_patients["y_true"], train_patients["prob"])
+    called = train_patients["prob"].to_numpy() >= fold_threshold
+    malignant = train_patients["y_true"].to_numpy() == 1
+    inner_sensitivity = float(called[malignant].mean())
+    inner_specificity = float((~called[~malignant]).mean())
 
     test_patients = _patient_predictions(model.predict_proba(X_test)[:, 1], y[fold.test_index], groups_test, aggregate)
     unscored_patients = test_patients.index[test_patients["prob"].isna()].tolist()
@@ -239,6 +248,8 @@ def fit_outer_fold(
             "prob": test_patients["prob"].to_numpy(),
             "threshold": fold_threshold,
             "inner_auc": inner_auc,
+            "inner_sensitivity": inner_sensitivity,
+            "inner_specificity": inner_specificity,
         }
     )
     return FoldOutcome(predictions, model_terms(model).assign(repeat=fold.repeat, fold=fold.fold))

@@ -266,7 +266,8 @@ def _summarise(
         **configuration.key(),
         "status": "ok",
         "note": note,
-        "inner_auc": oof.groupby(["repeat", "fold"])["inner_auc"].first().mean(),
+        **{score: oof.groupby(["repeat", "fold"])[score].first().mean()
+           for score in ("inner_auc", "inner_sensitivity", "inner_specificity")},
         **summary.to_dict(),
         "wall_s": time.perf_counter() - started,
     }

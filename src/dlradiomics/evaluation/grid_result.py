@@ -1,7 +1,9 @@
 """What the experiment grid gives back, and the analyses of it: the best model, paper-style tables,
 and the honest estimate of "run the grid, keep the best" (nested selection).
 
-The best model is chosen by its mean inner-CV AUC on the training folds, never by test results.
+The best model is chosen on the training folds, never by test results: by its mean inner-CV AUC,
+or, for a study that works at a clinical operating point (a target sensitivity), by the mean
+inner-CV specificity at that sensitivity (ties broken by the inner-CV AUC).
 """
 
 from __future__ import annotations
@@ -62,6 +64,21 @@ def eligible_rows(completed: pd.DataFrame, eligibility: pd.DataFrame) -> pd.Data
     """The rows of ``completed`` that `coverage_eligibility` marked eligible (index kept)."""
     keys = pd.MultiIndex.from_frame(eligibility.loc[eligibility["eligible"], list(CONFIG_COLUMNS)])
     return completed[pd.MultiIndex.from_frame(completed[list(CONFIG_COLUMNS)]).isin(keys)]
+# How the best configuration is chosen: the mean inner-CV scores compared, most important first.
+CHOICE_SCORES: dict[str, tuple[str, ...]] = {
+    "auc": ("inner_auc",),
+    "specificity_at_sensitivity": ("inner_specificity", "inner_auc"),
+}
+SELECTION_RULES = {
+    "auc": SELECTION_RULE,
+    "specificity_at_sensitivity": "highest mean inner-CV specificity at the target sensitivity on the training "
+                                  "folds, ties broken by inner-CV AUC (test folds never consulted)",
+}
+
+
+def _ranked_first(table: pd.DataFrame, scores: tuple[str, ...]) -> pd.Index:
+    """Index labels of ``table`` sorted by the scores, best first (ties keep the table's order)."""
+    return table.sort_values(list(scores), ascending=False, kind="stable").index
 
 
 @dataclass
@@ -95,7 +112,6 @@ class GridResult:
         oof: Out-of-fold patient predictions of every configuration (long table).
         fold_table: The outer folds every configuration used; its tested patients are the study's
             patients that a configuration must score to be eligible.
-        selection_rule: How `best` was chosen.
         terms: What each configuration's model read in each outer fold: its selected columns and
             their weights (``CONFIG_COLUMNS``, `dlradiomics.models.TERM_COLUMNS`, ``repeat, fold``).
         require_full_coverage: Only configurations that score every patient the folds test may be
@@ -103,15 +119,32 @@ class GridResult:
             cohort (early fusion on the patients having every modality) can win on inner AUC, but
             it cannot be used for the other patients, and its AUC is about other patients.
         run_stats: How the grid ran (None for results read back from a cache).
+        choose_by: How `best` is chosen among the eligible: ``"auc"`` (mean inner-CV AUC) or
+            ``"specificity_at_sensitivity"`` (mean inner-CV specificity at the threshold rule's
+            target sensitivity, ties broken by inner-CV AUC).
     """
 
     results: pd.DataFrame
     oof: pd.DataFrame
     fold_table: pd.DataFrame
-    selection_rule: str = SELECTION_RULE
     terms: pd.DataFrame = field(default_factory=pd.DataFrame)
     require_full_coverage: bool = True
     run_stats: GridRunStats | None = None
+    choose_by: str = "auc"
+
+    def __post_init__(self) -> None:
+        if self.choose_by not in CHOICE_SCORES:
+            raise ValueError(f"choose_by must be one of {list(CHOICE_SCORES)}, got {self.choose_by!r}")
+
+    @property
+    def selection_rule(self) -> str:
+        """How `best` was chosen, in words."""
+        return SELECTION_RULES[self.choose_by]
+
+    @property
+    def choice_scores(self) -> tuple[str, ...]:
+        """The inner-CV scores `best` compares, most important first."""
+        return CHOICE_SCORES[self.choose_by]
 
     @property
     def completed(self) -> pd.DataFrame:
@@ -161,7 +194,7 @@ class GridResult:
 
     @property
     def best(self) -> pd.Series:
-        """The eligible configuration with the highest mean inner-CV AUC (training folds only).
+        """The eligible configuration with the best mean inner-CV score (training folds only; see `choose_by`).
 
         Raises:
             ValueError: When no configuration completed, or none scores every patient while
@@ -169,8 +202,17 @@ class GridResult:
         """
         if not self.has_choice:
             raise ValueError(self.no_choice_reason())
-        eligible = self.eligible
-        return eligible.loc[eligible["inner_auc"].idxmax()]
+        return self.best_of(self.eligible)
+
+    def best_of(self, rows: pd.DataFrame) -> pd.Series:
+        """The best of some completed rows of `results` by the choice rule (e.g. the best without clinical variables).
+
+        Raises:
+            ValueError: when ``rows`` is empty.
+        """
+        if rows.empty:
+            raise ValueError("no configuration of the grid completed")
+        return rows.loc[_ranked_first(rows, self.choice_scores)[0]]
 
     def predictions_of(self, configuration: Mapping[str, str] | pd.Series) -> pd.DataFrame:
         """Out-of-fold predictions of one configuration.
@@ -211,20 +253,21 @@ class GridResult:
         return table[[name for name in CLASSIFIERS if name in table.columns] + own]
 
     def best_per_setting(self) -> pd.DataFrame:
-        """For each source x modality set x fusion, the classifier with the best inner-CV AUC.
+        """For each source x modality set x fusion, the classifier with the best inner-CV score (`choose_by`).
 
         Returns:
             One row per setting with the chosen classifier and its out-of-fold metrics.
         """
         completed = self.completed
-        # A row without an inner AUC (threshold from training predictions) ranks last, not as an error.
-        ranking = completed["inner_auc"].fillna(-np.inf)
-        chosen = completed.loc[ranking.groupby([completed[c] for c in ("source", "modalities", "fusion")]).idxmax()]
+        # A row without an inner score (threshold from training predictions) ranks last, not as an error.
+        setting = ["source", "modalities", "fusion"]
+        ranked = completed.loc[_ranked_first(completed, self.choice_scores)]
+        chosen = ranked.groupby(setting, sort=False).head(1).sort_values(setting, kind="stable")
         columns = [
-            *CONFIG_COLUMNS, "n_patients", "inner_auc", "auc", "auc_ci_low", "auc_ci_high",
-            "sensitivity", "specificity", "accuracy",
+            *CONFIG_COLUMNS, "n_patients", *dict.fromkeys(["inner_auc", *self.choice_scores]), "auc", "auc_ci_low",
+            "auc_ci_high", "sensitivity", "specificity", "accuracy",
         ]
-        return chosen[columns].reset_index(drop=True)
+        return chosen.reindex(columns=columns).reset_index(drop=True)
 
     def nested_selection_patients(self) -> pd.Index:
         """The patients the nested-selection estimate is computed over.
@@ -243,7 +286,7 @@ class GridResult:
         return pd.Index(sorted(common), name="patient_id")
 
     def nested_selection_predictions(self) -> pd.DataFrame:
-        """Test predictions of the configuration each outer fold would have chosen by inner AUC.
+        """Test predictions of the configuration each outer fold would have chosen by its inner-CV score.
 
         Scoring these estimates the performance of the whole procedure "run the grid, keep the
         best", selection included, without optimism from picking the winner on test results.
@@ -262,8 +305,10 @@ class GridResult:
         candidates = self.eligible[list(CONFIG_COLUMNS)]
         oof = self.oof.merge(candidates, on=list(CONFIG_COLUMNS))
         oof = oof[oof["patient_id"].astype(str).isin(self.nested_selection_patients())]
-        fold_scores = oof.groupby(["repeat", "fold", *CONFIG_COLUMNS], as_index=False)["inner_auc"].first()
-        chosen = fold_scores.loc[fold_scores.groupby(["repeat", "fold"])["inner_auc"].idxmax()]
+        scores = list(self.choice_scores)
+        fold_scores = oof.groupby(["repeat", "fold", *CONFIG_COLUMNS], as_index=False)[scores].first()
+        ranked = fold_scores.loc[_ranked_first(fold_scores, self.choice_scores)]
+        chosen = ranked.groupby(["repeat", "fold"], sort=False).head(1)
         return oof.merge(chosen[["repeat", "fold", *CONFIG_COLUMNS]], on=["repeat", "fold", *CONFIG_COLUMNS])
 
 

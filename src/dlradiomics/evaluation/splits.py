@@ -146,6 +146,52 @@ def fold_table_from_column(table: pd.DataFrame, column: str, *, patient_column: 
     return _sorted_fold_table(pd.DataFrame({"patient_id": folds.index, "repeat": 0, "fold": folds.to_numpy()}))
 
 
+def fold_table_from_groups(table: pd.DataFrame, column: str, *, patient_column: str = "patient_id") -> pd.DataFrame:
+    """Leave-one-group-out folds from a column naming each patient's site, scanner or centre.
+
+    Each distinct value is one outer fold: its patients are the test set, every other patient
+    trains, so each model is scored on a site it has never seen. Folds are numbered in the sorted
+    order of the values, which the column ``group`` keeps beside them.
+
+    Args:
+        table: Table with one row per image or patient.
+        column: Column holding the group (e.g. BUS-BRA's ``device``).
+        patient_column: Column holding the patient id.
+
+    Returns:
+        The fold table (one repeat) with the extra column ``group``.
+
+    Raises:
+        ValueError: A column is missing, a patient has no group or several, or there are fewer
+            than two groups.
+    """
+    for name in (column, patient_column):
+        if name not in table.columns:
+            raise ValueError(f"group column source has no column {name!r} (columns: {list(table.columns)})")
+    values = table[[patient_column, column]].copy()
+    values[column] = values[column].astype("string").str.strip().replace("", pd.NA)
+    absent = values.groupby(patient_column)[column].apply(lambda v: v.isna().all())
+    if absent.any():
+        patients = absent.index[absent].tolist()
+        raise ValueError(f"patients {patients[:10]} have no value in the group column {column!r}; every patient "
+                         "needs one to be held out with its group")
+    groups_per_patient = values.dropna().groupby(patient_column)[column].unique()
+    several = groups_per_patient[groups_per_patient.map(len) > 1]
+    if len(several):
+        patient = several.index[0]
+        raise ValueError(f"patient {patient} has images in several groups of column {column!r} "
+                         f"({', '.join(map(str, several.iloc[0]))}); a patient must belong to one group")
+    group_of_patient = groups_per_patient.map(lambda found: str(found[0]))
+    names = sorted(group_of_patient.unique())
+    if len(names) < 2:
+        raise ValueError(f"column {column!r} holds one group ({names[0]!r}); leaving a group out needs at least two")
+    fold_of_group = {name: fold for fold, name in enumerate(names)}
+    fold_table = pd.DataFrame({"patient_id": group_of_patient.index, "repeat": 0,
+                               "fold": group_of_patient.map(fold_of_group).to_numpy(),
+                               "group": group_of_patient.to_numpy()})
+    return _sorted_fold_table(fold_table)
+
+
 def load_fold_table(path: str | Path) -> pd.DataFrame:
     """Read a fold table from CSV (a run folder's `folds.csv`, or any CSV `patient_id,repeat,fold`).
 

@@ -22,6 +22,7 @@ from dlradiomics.models.classifiers import (
     make_pipeline,
     make_preprocessing,
 )
+from dlradiomics.models.clinical import CLINICAL_BLOCK, CLINICAL_KIND, ClinicalEncoder, ClinicalEncodingStep
 from dlradiomics.models.factory import (
     DEFAULT_SELECTIONS,
     FUSIONS,
@@ -61,6 +62,10 @@ __all__ = [
     "BLOCK_SEPARATOR",
     "BoundedPCA",
     "CLASSIFIERS",
+    "CLINICAL_BLOCK",
+    "CLINICAL_KIND",
+    "ClinicalEncoder",
+    "ClinicalEncodingStep",
     "CorrelationFilter",
     "CorrelationStep",
     "DEFAULT_SELECTION",

@@ -5,6 +5,11 @@ modelling table is ``"{block}__{feature}"``. The index of a modelling table is `
 (it may repeat when rows are images); every estimator in :mod:`dlradiomics.models` reads the
 patient groups for its inner cross-validation from that index, so images of one patient never
 straddle an inner split.
+
+Clinical variables (see :mod:`dlradiomics.models.clinical`) form one block, ``clinical``, whatever
+the modalities: they describe the patient. Their feature table is image-level like the others
+(the patient's values on each of the patient's image rows); they join the rows the imaging blocks
+have, and never add a row of their own, except in a table of clinical variables alone.
 """
 
 from __future__ import annotations
@@ -14,16 +19,20 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from dlradiomics.models.clinical import CLINICAL_BLOCK, CLINICAL_KIND
 from dlradiomics.schema import META_COLUMNS
 
 BLOCK_SEPARATOR = "__"
-FEATURE_KINDS = ("radiomic", "deep")
+FEATURE_KINDS = ("radiomic", "deep", CLINICAL_KIND)
 LEVELS = ("image", "patient")
 
 
 def block_name(modality: str, kind: str) -> str:
-    """Name of the feature block of one modality and feature kind, e.g. ``"US.radiomic"``."""
-    return f"{modality}.{kind}"
+    """Name of the feature block of one modality and feature kind, e.g. ``"US.radiomic"``.
+
+    The clinical kind has one block for all modalities, ``"clinical"``.
+    """
+    return CLINICAL_BLOCK if kind == CLINICAL_KIND else f"{modality}.{kind}"
 
 
 def blocks_of(columns: Iterable[str]) -> dict[str, list[str]]:
@@ -165,16 +174,24 @@ def build_model_table(
     return _patient_level_table(feature_tables, modalities, kinds)
 
 
+def _imaging_kinds_first(kinds: Sequence[str]) -> list[str]:
+    """Kinds with the clinical kind last: clinical values join the rows the imaging blocks have."""
+    return [kind for kind in kinds if kind != CLINICAL_KIND] + [kind for kind in kinds if kind == CLINICAL_KIND]
+
+
 def _image_level_table(
     feature_tables: dict[str, pd.DataFrame], modality: str, kinds: Sequence[str]
 ) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     joined: pd.DataFrame | None = None
-    for kind in kinds:
+    for kind in _imaging_kinds_first(kinds):
         frame = _block_frame(feature_tables[kind], modality, kind)
         if joined is None:
             joined = frame
             continue
-        joined = joined.merge(frame, on="roi_id", how="outer", suffixes=("", "_other"))
+        # An image's clinical values never make a row of their own: an image without imaging
+        # features (extraction failed) stays out, as it would without clinical variables.
+        how = "left" if kind == CLINICAL_KIND else "outer"
+        joined = joined.merge(frame, on="roi_id", how=how, suffixes=("", "_other"))
         for meta in ("patient_id", "label"):
             other = joined.pop(f"{meta}_other")
             disagree = joined[meta].notna() & other.notna() & (joined[meta] != other)
@@ -200,10 +217,21 @@ def _patient_level_table(
     label_rows = []
     for modality in modalities:
         for kind in kinds:
+            if kind == CLINICAL_KIND:
+                continue
             frame = _block_frame(feature_tables[kind], modality, kind)
             frame["patient_id"] = frame["patient_id"].astype(str)
             label_rows.append(frame[["patient_id", "label"]])
             block_means.append(frame.drop(columns=["roi_id", "label"]).groupby("patient_id", sort=True).mean())
+    if CLINICAL_KIND in kinds:
+        clinical = _patient_clinical_block(feature_tables[CLINICAL_KIND], modalities)
+        if block_means:
+            # Clinical values join the patients the imaging blocks have; they add none of their own.
+            imaged = pd.Index(sorted(set().union(*(frame.index for frame in block_means))))
+            clinical = clinical[clinical.index.isin(imaged)]
+        else:
+            label_rows.append(clinical[["label"]].reset_index())
+        block_means.append(clinical.drop(columns="label"))
     labels = _labels_by_patient(pd.concat(label_rows, ignore_index=True))
     features = pd.concat(block_means, axis=1, join="outer")
     features = features.loc[sorted(features.index)]
@@ -211,6 +239,25 @@ def _patient_level_table(
     labels = labels.reindex(features.index).rename("label")
     groups = pd.Series(features.index.to_numpy(), index=features.index, name="patient_id")
     return features.astype(np.float64), labels.astype(int), groups
+
+
+def _patient_clinical_block(table: pd.DataFrame, modalities: Sequence[str]) -> pd.DataFrame:
+    """One row per patient of the clinical block (with ``label``), from the rows of the given modalities.
+
+    Raises:
+        ValueError: a patient whose rows carry different values of a clinical variable.
+    """
+    frame = pd.concat([_block_frame(table, modality, CLINICAL_KIND) for modality in modalities], ignore_index=True)
+    frame["patient_id"] = frame["patient_id"].astype(str)
+    values = frame.drop(columns="roi_id")
+    grouped = values.groupby("patient_id", sort=True)
+    differing = grouped.nunique(dropna=False).drop(columns="label").gt(1)
+    if differing.to_numpy().any():
+        patient = differing.index[differing.any(axis=1)][0]
+        column = differing.columns[differing.loc[patient]][0]
+        raise ValueError(f"patient {patient}: the clinical variable {column!r} differs between the patient's rows; "
+                         "clinical variables are one value per patient")
+    return grouped.first()
 
 
 def aggregate_by_patient(proba: Sequence[float] | np.ndarray, patient_ids: Sequence, method: str = "mean") -> pd.Series:

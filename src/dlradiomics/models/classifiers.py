@@ -177,9 +177,11 @@ def make_pipeline(
     search: bool = False,
     inner_cv: int = 3,
 ) -> Pipeline:
-    """The standard model: impute -> drop constant columns -> [scale] -> selectors -> classifier.
+    """The standard model: [prepare] -> impute -> drop constant columns -> [scale] -> selectors -> classifier.
 
-    Missing values are imputed by the training median; standardisation is included when the
+    A preparing step (`dlradiomics.models.clinical.ClinicalEncodingStep`) goes first, so it sees
+    missing clinical values before anything fills them in. Missing values are then imputed by the
+    training median; standardisation is included when the
     classifier needs it (svm, knn, logistic) or a step does (LASSO, PCA). The pipeline outputs
     DataFrames between steps, so the ``patient_id`` index reaches the LASSO's and the search's
     inner folds.
@@ -211,11 +213,15 @@ def make_pipeline(
 
 
 def _preprocessing_steps(steps: list[tuple[SelectionStep, BaseEstimator]], *, scale: bool) -> list[tuple[str, BaseEstimator]]:
+    # A preparing step (the clinical block's encoder) sees the raw values, before imputation.
+    preparing = [(step.name, selector) for step, selector in steps if getattr(step, "prepares", False)]
+    selecting = [(step.name, selector) for step, selector in steps if not getattr(step, "prepares", False)]
     return [
+        *preparing,
         ("impute", SimpleImputer(strategy="median")),
         ("drop_constant", VarianceThreshold(threshold=0.0)),
         *([("scale", StandardScaler())] if scale else []),
-        *((step.name, selector) for step, selector in steps),
+        *selecting,
     ]
 
 

@@ -1,19 +1,23 @@
 """How a model configuration becomes an unfitted estimator: feature source x modalities x fusion x classifier.
 
-Feature sources: ``radiomic`` (PyRadiomics blocks), ``deep`` (CNN embedding blocks) and ``dlr``
-(both kinds together). For one modality the rows are images (predictions averaged per patient);
-for several modalities the rows are patients (see `dlradiomics.models.table_level`).
+Feature sources: ``radiomic`` (PyRadiomics blocks), ``deep`` (CNN embedding blocks), ``dlr``
+(both kinds together), ``clinical`` (the patient's clinical variables alone, see
+`dlradiomics.models.clinical`) and ``radiomic+clinical`` (radiomics with the clinical block). For
+one modality the rows are images (predictions averaged per patient); for several modalities the
+rows are patients (see `dlradiomics.models.table_level`).
 
-- One block (``radiomic`` or ``deep`` with one modality): every fusion is the same model, a
-  selection + classifier pipeline, recorded as ``fusion="single"``.
+- One block (``radiomic``, ``deep`` or ``clinical`` with one modality): every fusion is the same
+  model, a selection + classifier pipeline, recorded as ``fusion="single"``.
 - ``dlr``: `DLRFusion(strategy=...)`, composed as the paper does by default (each modality's deep
   block to 32 components, then a deep part and a radiomic part with their own component counts,
   fused by the strategy; see `DLRComposition`). With ``composition="whole_table"`` the earlier
   composition and routing: early = one PCA over radiomic + deep; late = one model per kind block
   (one modality) or one PCA per modality (several).
-- Several modalities: `EarlyFusion`, `WeightedEnsembleFusion`, `StackingFusion` over the blocks.
-  Deep early fusion reduces each modality's deep block on its own (the ``deep`` selection per
-  block, e.g. 32 components each), as the paper does.
+- Several blocks otherwise (several modalities, or radiomics with the clinical block):
+  `EarlyFusion`, `WeightedEnsembleFusion`, `StackingFusion` over the blocks. Deep early fusion
+  reduces each modality's deep block on its own (the ``deep`` selection per block, e.g. 32
+  components each), as the paper does. A source with the clinical block prepares it first
+  (`ClinicalEncodingStep`), in every pipeline that sees it.
 """
 
 from __future__ import annotations
@@ -23,19 +27,31 @@ from dataclasses import dataclass, replace
 
 from sklearn.base import BaseEstimator
 
-from dlradiomics.models.blocks import table_level
+from dlradiomics.models.blocks import block_name, table_level
 from dlradiomics.models.classifiers import DEFAULT_SELECTION, make_pipeline
+from dlradiomics.models.clinical import CLINICAL_KIND, ClinicalEncodingStep
 from dlradiomics.models.fusion import DLRComposition, DLRFusion, EarlyFusion, StackingFusion, WeightedEnsembleFusion
 from dlradiomics.models.selection import PCAStep, SelectionStep
 
-SOURCES = ("radiomic", "deep", "dlr")
+# Deep features with the clinical block wait for a per-block reduction: one PCA over both would
+# fold the clinical variables into the deep components.
+SOURCES = ("radiomic", "deep", "dlr", "clinical", "radiomic+clinical")
 FUSIONS = ("early", "ensemble", "stacking")
-KINDS_OF_SOURCE = {"radiomic": ("radiomic",), "deep": ("deep",), "dlr": ("radiomic", "deep")}
+KINDS_OF_SOURCE = {
+    "radiomic": ("radiomic",),
+    "deep": ("deep",),
+    "dlr": ("radiomic", "deep"),
+    "clinical": (CLINICAL_KIND,),
+    "radiomic+clinical": ("radiomic", CLINICAL_KIND),
+}
 DEFAULT_SELECTIONS: dict[str, tuple[SelectionStep, ...] | None] = {
     "radiomic": DEFAULT_SELECTION,
     # The paper compresses each modality's CNN embedding to 32 principal components.
     "deep": (PCAStep(32),),
     "dlr": (PCAStep(32),),
+    # A handful of clinical variables needs no selection; numeric unless a study names categories.
+    "clinical": (ClinicalEncodingStep(),),
+    "radiomic+clinical": (ClinicalEncodingStep(), *DEFAULT_SELECTION),
 }
 
 
@@ -65,6 +81,12 @@ class ModelConfiguration:
     def kinds(self) -> tuple[str, ...]:
         """Feature kinds the model reads (``dlr`` reads both)."""
         return KINDS_OF_SOURCE[self.source]
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        """Feature blocks the model reads, e.g. ``("US.radiomic", "clinical")`` (the clinical block once)."""
+        names = [block_name(modality, kind) for kind in self.kinds for modality in self.modalities]
+        return tuple(dict.fromkeys(names))
 
     @property
     def level(self) -> str:

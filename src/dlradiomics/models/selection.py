@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from sklearn.base import BaseEstimator
 
+from dlradiomics.models.clinical import ClinicalEncodingStep
 from dlradiomics.models.reduction import BoundedPCA
 from dlradiomics.models.selectors import CorrelationFilter, LassoSelector, MannWhitneySelector
 
@@ -79,7 +80,9 @@ class PCAStep:
         return BoundedPCA(n_components=self.n_components, random_state=random_state)
 
 
-SelectionStep = MannWhitneyStep | CorrelationStep | LassoStep | PCAStep
+# ClinicalEncodingStep prepares rather than selects; it travels with the selection steps so that every
+# pipeline of a configuration (early fusion's one, each block's in late fusion) gets it.
+SelectionStep = MannWhitneyStep | CorrelationStep | LassoStep | PCAStep | ClinicalEncodingStep
 
 
 def describe_step(step: SelectionStep) -> dict[str, Any]:

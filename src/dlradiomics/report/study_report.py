@@ -20,9 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from dlradiomics.evaluation import GridResult, delong_test
+from dlradiomics.evaluation import ClinicalComparison, GridResult, SiteValidation, delong_test, model_roles
 from dlradiomics.evaluation.calibration import calibration_slope_intercept
 from dlradiomics.io.readers import RASTER_SUFFIXES
+from dlradiomics.report.clinical_sections import reference_section, site_validation_section
 from dlradiomics.report.checklist import (
     ANSWERED,
     CHECKLIST_NAME,
@@ -93,6 +94,10 @@ class StudyReportInputs:
         radiomics_settings: the PyRadiomics settings the features were computed with (`setting` section).
         paper_protocol: the paper's leaky protocol on real and permuted labels (`real`, `permuted`:
             `PaperProtocolResult`), when the study file asks for it (``protocols: [nested, paper]``).
+        clinical: the reference operating point beside the models (None without a reference); it also
+            fills the headline's `reference` when that is not given.
+        reference_scores: the reference score per patient (with `clinical`).
+        sites: the leave-one-site-out validation (None without a site column).
     """
 
     settings: Any
@@ -111,6 +116,9 @@ class StudyReportInputs:
     reference: ReferenceOperatingPoint | None = None
     radiomics_settings: Mapping[str, Any] = field(default_factory=dict)
     paper_protocol: Any = None
+    clinical: ClinicalComparison | None = None
+    reference_scores: pd.Series | None = None
+    sites: SiteValidation | None = None
 
 
 def _with_labels(oof: pd.DataFrame) -> pd.DataFrame:
@@ -136,8 +144,26 @@ def study_headline(inputs: StudyReportInputs) -> Headline | None:
     """The headline of a finished run (None when no configuration completed)."""
     return build_headline(inputs.grid, patients=inputs.cohort.table["patient_id"].nunique(),
                           threshold_rule=threshold_rule_words(inputs.settings), canary=inputs.canary,
-                          reference=inputs.reference, n_boot=inputs.settings.report.bootstrap,
-                          seed=inputs.settings.cv.seed)
+                          reference=inputs.reference or reference_operating_point(inputs),
+                          n_boot=inputs.settings.report.bootstrap, seed=inputs.settings.cv.seed)
+
+
+def reference_operating_point(inputs: StudyReportInputs) -> ReferenceOperatingPoint | None:
+    """The headline's reference: the study's reference rule against the chosen model on the same patients."""
+    if inputs.clinical is None or inputs.grid.candidates.empty:
+        return None
+    best = inputs.grid.best
+    columns = ("source", "modalities", "fusion", "classifier")
+    role = next((role for role, row in model_roles(inputs.grid).items()
+                 if all(row[column] == best[column] for column in columns)), None)
+    comparison = inputs.clinical.comparisons.get(role)
+    if comparison is None:
+        return None
+    return ReferenceOperatingPoint(
+        name=comparison.reference, sensitivity=float(comparison.reference_metrics.loc["sensitivity", "estimate"]),
+        specificity=float(comparison.reference_metrics.loc["specificity", "estimate"]),
+        n_patients=comparison.n_patients, model_specificity=float(comparison.model.loc["specificity", "estimate"]),
+        mcnemar_p=comparison.specificity_test.p_mid)
 
 
 def cohort_section(inputs: StudyReportInputs) -> ReportSection:
@@ -266,10 +292,7 @@ def methods_section(inputs: StudyReportInputs) -> ReportSection:
     if (inputs.grid.completed["modalities"].astype(str).str.contains(r"\+").eq(False).any()
             if len(inputs.grid.completed) else True):
         models.append("A patient's images of one modality are averaged to one patient probability.")
-    folds = (f"the manifest's fold column '{s.cv.fold_column}'" if s.cv.fold_column else
-             f"the split file {s.cv.split_file}" if s.cv.split_file else
-             f"{s.cv.outer_folds}-fold stratified, patient-grouped CV repeated {s.cv.repeats} time(s) from seed "
-             f"{s.cv.seed}")
+    folds = _fold_words(s)
     evaluation = (
         f"Outer loop: {folds}; inner loop: {s.cv.inner_folds}-fold patient-grouped CV inside each training set for "
         "every fitted step (imputation, scaling, selection, PCA"
@@ -285,7 +308,40 @@ def methods_section(inputs: StudyReportInputs) -> ReportSection:
     versions = ", ".join(f"{name} {version}" for name, version in _versions(inputs).items())
     paragraphs = ["Features. " + " ".join(features), "Models. " + " ".join(models), "Evaluation. " + evaluation,
                   *units_notes(inputs, uses_radiomic, uses_deep), f"Software: {versions}."]
+    clinical = _clinical_methods(s)
+    if clinical:
+        paragraphs.insert(2, clinical)
     return ReportSection(HEADINGS["methods"], paragraphs=paragraphs)
+
+
+def _clinical_methods(s: Any) -> str:
+    """What the study did with clinical variables, a reference and sites (empty when none of them)."""
+    parts = []
+    clinical = getattr(s, "clinical", None)
+    if clinical is not None:
+        categorical = [c for c in clinical.columns if c in clinical.categorical]
+        rules = ", ".join(f"{column}: {rule}" for column, rule in clinical.per_patient.items())
+        parts.append(f"Clinical variables from the manifest: {', '.join(clinical.columns)}"
+                     + (f" ({', '.join(categorical)} categorical, one-hot encoded inside each training fold)"
+                        if categorical else " (numeric)")
+                     + "; one value per patient" + (f" (differing images combined: {rules})" if rules else "")
+                     + "; missing values imputed inside each training fold (median or most frequent category) with "
+                       "a missing-value indicator. They form one feature block (feature sources "
+                     + ", ".join(source for source in s.feature_sources if "clinical" in source) + ").")
+    reference = getattr(s, "reference", None)
+    if reference is not None:
+        parts.append(f"Reference operating point: {reference.label()} (manifest column '{reference.column}', a "
+                     f"patient called malignant at {reference.positive_at:g} or more), compared with the models on "
+                     "the same patients by McNemar's test (benign and malignant patients apart) and DeLong's test.")
+    choice = getattr(getattr(s, "choice", None), "by", "auc")
+    if choice != "auc":
+        parts.append("The chosen model has the highest mean inner-CV specificity at the target sensitivity "
+                     "(ties broken by inner-CV AUC).")
+    group_column = getattr(s.cv, "group_column", None)
+    if group_column:
+        parts.append(f"The chosen configurations were also cross-validated leaving one '{group_column}' out at a "
+                     "time.")
+    return " ".join(parts)
 
 
 def units_notes(inputs: StudyReportInputs, uses_radiomic: bool, uses_deep: bool) -> list[str]:
@@ -446,6 +502,33 @@ def chosen_model_section(inputs: StudyReportInputs) -> ReportSection:
     return ReportSection(HEADINGS["chosen"], paragraphs=paragraphs, tables=tables, figures=figures)
 
 
+def clinical_sections(inputs: StudyReportInputs) -> list[ReportSection]:
+    """The reference operating point beside the models, and the leave-one-site-out validation, when the study has them."""
+    sections = []
+    s = inputs.settings
+    if inputs.clinical is not None:
+        first_repeat = inputs.grid.oof["repeat"].min()
+        roles = {role: rows[rows["repeat"] == first_repeat] for role, rows in
+                 ((role, inputs.grid.predictions_of(configuration))
+                  for role, configuration in model_roles(inputs.grid).items())}
+        operating_point = ("the threshold reaching sensitivity " + f"{s.threshold.value:g} on training patients"
+                           if s.threshold.rule == "sensitivity" else "the Youden threshold of training patients")
+        sections.append(reference_section(inputs.clinical, role_predictions=roles,
+                                          reference_scores=inputs.reference_scores, figures_dir=inputs.run.figures_dir,
+                                          operating_point=operating_point, selection_rule=inputs.grid.selection_rule))
+    if inputs.sites is not None:
+        sections.append(site_validation_section(inputs.sites, main_results=inputs.grid.completed,
+                                                main_folds=_fold_words(s)))
+    return sections
+
+
+def _fold_words(s: Any) -> str:
+    return (f"the manifest's fold column '{s.cv.fold_column}'" if s.cv.fold_column else
+            f"the split file {s.cv.split_file}" if s.cv.split_file else
+            f"{s.cv.outer_folds}-fold stratified, patient-grouped CV repeated {s.cv.repeats} time(s) from seed "
+            f"{s.cv.seed}")
+
+
 def canary_section(inputs: StudyReportInputs, headline: Headline | None) -> ReportSection:
     """The permuted-label canary: its verdict first, then every configuration's AUC."""
     canary = inputs.canary
@@ -595,7 +678,7 @@ def report_sections(inputs: StudyReportInputs, headline: Headline | None) -> lis
         sections.append(paper_protocol_section(inputs.paper_protocol.real, inputs.paper_protocol.permuted, inputs.grid,
                                                inputs.canary, n_boot=inputs.settings.report.bootstrap,
                                                seed=inputs.settings.cv.seed))
-    # issue 11 (radiologist stream): radiologist alone / model alone / radiologist + model go here.
+    sections += clinical_sections(inputs)
     sections.append(explanation_section(inputs.explanation))
     sections += [canary_section(inputs, headline), checklist_section(inputs), provenance_section(inputs)]
     return sections

@@ -109,5 +109,5 @@ def with_cnn_baselines(grid: GridResult, settings: StudySettings, table: pd.Data
     results = pd.concat([grid.results, frames["results"]], ignore_index=True)
     oof = pd.concat([grid.oof, frames["oof"]], ignore_index=True) if len(frames["oof"]) else grid.oof
     # A CNN has no named features, so the grid's terms (what each model read) stay as they are.
-    return GridResult(results=results, oof=oof, fold_table=grid.fold_table, selection_rule=grid.selection_rule,
-                      terms=grid.terms), cached
+    return GridResult(results=results, oof=oof, fold_table=grid.fold_table, choose_by=grid.choose_by,
+                      terms=grid.terms, require_full_coverage=grid.require_full_coverage), cached

@@ -16,8 +16,9 @@ import pandas as pd
 
 from dlradiomics.features.defaults import DEFAULT_BACKBONE
 from dlradiomics.features.radiomic import extract_radiomic_features
-from dlradiomics.models import build_model_table, table_level
+from dlradiomics.models import KINDS_OF_SOURCE, build_model_table, table_level
 from dlradiomics.schema import FAILURE_COLUMNS
+from dlradiomics.study.clinical import ClinicalSpec
 
 logger = logging.getLogger(__name__)
 
@@ -30,21 +31,19 @@ class FeatureTables:
         tables: `{"radiomic": ..., "deep": ...}`, each one row per `roi_id` with meta columns first.
         failures: `dlradiomics.schema.FAILURE_COLUMNS` for every ROI left out.
         cache_counts: per kind, how many ROIs were computed now and how many came from the store.
+        clinical: how the clinical table (kind ``clinical``, when the study has one) was read.
     """
 
     tables: dict[str, pd.DataFrame]
     failures: pd.DataFrame
     cache_counts: dict[str, dict[str, int]]
+    clinical: ClinicalSpec | None = None
 
 
 def feature_kinds_for(sources: Sequence[str]) -> list[str]:
-    """Feature kinds needed by the study's feature sources ("dlr" needs both)."""
-    kinds = []
-    if "radiomic" in sources or "dlr" in sources:
-        kinds.append("radiomic")
-    if "deep" in sources or "dlr" in sources:
-        kinds.append("deep")
-    return kinds
+    """Image feature kinds the study's feature sources need ("dlr" needs both; clinical variables are no image feature)."""
+    needed = {kind for source in sources for kind in KINDS_OF_SOURCE[source]}
+    return [kind for kind in ("radiomic", "deep") if kind in needed]
 
 
 def compute_feature_tables(cohort: Any, kinds: Sequence[str], *, store_dir: Path,

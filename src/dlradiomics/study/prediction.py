@@ -9,7 +9,9 @@ extraction with the bundle's settings, the modelling table) and then the bundle'
   the remaining images would give a number the reader cannot tell from a complete one.
 - A patient who is scored but whose inputs are unlike the training data gets a `warnings` text:
   images stored or scaled unlike the training images of their modality (see
-  `dlradiomics.study.intensity`), and feature values outside the training range.
+  `dlradiomics.study.intensity`), feature values outside the training range, and clinical values
+  that are missing, unknown categories or not numbers (the model imputes them and was trained
+  with a missing-value indicator; see `dlradiomics.study.clinical`).
 - The bundle's view filter (the study's `cohort.views`, e.g. MG CC only) applies: images of other
   views are left out, with a warning naming them; a patient all of whose images are of other
   views gets a `reason` saying so.
@@ -29,7 +31,9 @@ from dlradiomics.bundle import ModelBundle
 from dlradiomics.cohort import Cohort, read_manifest_table, view_filter
 from dlradiomics.io import ImageReadError
 from dlradiomics.io.atomic import check_writable_folder, write_csv_atomic
+from dlradiomics.models import CLINICAL_KIND
 from dlradiomics.models.blocks import build_model_table
+from dlradiomics.study.clinical import ClinicalSpec, clinical_table
 from dlradiomics.study.explain import write_gradcam_overlays
 from dlradiomics.study.features import compute_feature_tables
 from dlradiomics.study.intensity import image_intensity
@@ -69,6 +73,7 @@ class PatientTables:
         model_table: modelling table of the patients that can be predicted (None when none can).
         reasons: per patient, why no probability can be given.
         image_warnings: per patient, images unlike the training images of their modality.
+        clinical_warnings: per patient, clinical values the model fills in (missing, unknown, unreadable).
     """
 
     cohort: Cohort
@@ -76,6 +81,7 @@ class PatientTables:
     model_table: pd.DataFrame | None
     reasons: dict[str, list[str]] = field(default_factory=dict)
     image_warnings: dict[str, list[str]] = field(default_factory=dict)
+    clinical_warnings: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def patients(self) -> list[str]:
@@ -142,7 +148,8 @@ def patient_tables(bundle: ModelBundle, manifest: str | Path, *, store_dir: str 
             params_file = Path(scratch) / "radiomics_params.yaml"
             params_file.write_text(yaml.safe_dump(settings["radiomics_params"]), encoding="utf-8")
         features = compute_feature_tables(
-            rows, bundle.feature_kinds, store_dir=Path(store_dir or Path(scratch) / "store"),
+            rows, [kind for kind in bundle.feature_kinds if kind != CLINICAL_KIND],
+            store_dir=Path(store_dir or Path(scratch) / "store"),
             radiomics_params=params_file, backbone=settings.get("backbone", DEFAULT_BACKBONE),
             weights=settings.get("weights", "imagenet"), progress=False)
     reasons = _manifest_reasons(cohort)
@@ -153,8 +160,19 @@ def patient_tables(bundle: ModelBundle, manifest: str | Path, *, store_dir: str 
             reasons.setdefault(str(failure["patient_id"]), []).append(
                 f"{failure['roi_id']}: {failure['stage']}: {failure['error']}")
 
+    clinical_warnings: dict[str, list[str]] = {}
+    tables = features.tables
+    if CLINICAL_KIND in bundle.feature_kinds:
+        # The columns, categories and per-patient rules of the training study, as the bundle recorded them.
+        clinical = clinical_table(rows, ClinicalSpec.from_record(settings["clinical"]), training=False)
+        for patient, why in clinical.reasons.items():
+            reasons.setdefault(patient, []).extend(why)
+        clinical_warnings = clinical.warnings
+        imaged = set().union(*(set(frame["roi_id"]) for frame in tables.values())) if tables else None
+        tables = {**tables, CLINICAL_KIND: clinical.table if imaged is None
+                  else clinical.table[clinical.table["roi_id"].isin(imaged)]}
     model_table = None
-    good = {kind: frame[~frame["patient_id"].astype(str).isin(reasons)] for kind, frame in features.tables.items()}
+    good = {kind: frame[~frame["patient_id"].astype(str).isin(reasons)] for kind, frame in tables.items()}
     present = [m for m in bundle.modalities if all((frame["modality"] == m).any() for frame in good.values())]
     if present:
         # The bundle's row level, not the number of modalities present: a patient-level
@@ -164,7 +182,7 @@ def patient_tables(bundle: ModelBundle, manifest: str | Path, *, store_dir: str 
     for patient, texts in view_warnings.items():
         image_warnings.setdefault(patient, []).extend(texts)
     return PatientTables(cohort=cohort, rows=rows, model_table=model_table, reasons=reasons,
-                         image_warnings=image_warnings)
+                         image_warnings=image_warnings, clinical_warnings=clinical_warnings)
 
 
 def _view_outcomes(selection) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -213,7 +231,8 @@ def predict_manifest(bundle: ModelBundle, manifest: str | Path, *, out_dir: str 
     modalities_of = tables.rows.groupby("patient_id")["modality"].apply(lambda m: "+".join(sorted(set(m))))
     predictions["modalities"] = modalities_of.reindex(predictions.index).fillna("")
     feature_notes = predictions["warnings"].fillna("")
-    predictions["warnings"] = ["; ".join(filter(None, [*tables.image_warnings.get(patient, []), note]))
+    predictions["warnings"] = ["; ".join(filter(None, [*tables.image_warnings.get(patient, []),
+                                                       *tables.clinical_warnings.get(patient, []), note]))
                                for patient, note in zip(predictions.index, feature_notes)]
     predictions["reason"] = [
         "; ".join(tables.reasons[patient]) if patient in tables.reasons

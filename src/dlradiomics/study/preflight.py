@@ -28,7 +28,10 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from dlradiomics.cohort.views import canonical_view, view_filter
+from dlradiomics.cohort.patient_values import PatientValueError, patient_values
+from dlradiomics.evaluation.splits import fold_table_from_groups
 from dlradiomics.io.atomic import check_writable_folder
+from dlradiomics.study.clinical import ClinicalSpec, clinical_table
 
 SCHEDULER_TIMEOUT_SECONDS = 3.0
 DEFAULT_DASK_PORT = 8786
@@ -206,7 +209,42 @@ def preflight_study(settings: Any, *, radiomics_params: Callable[[], Mapping[str
     check_modalities_present(cohort, settings.cohort.modalities)
     check_views_present(cohort, settings.cohort.modalities, views)
     check_classes_and_folds(table, settings, report.warnings)
+    check_patient_columns(table, settings)
     return report
+
+
+def check_patient_columns(table: pd.DataFrame, settings: Any) -> None:
+    """The manifest columns read once per patient (clinical variables, the reference, the site) read cleanly.
+
+    Raises:
+        PreflightError: a column is absent, a patient's images disagree without a declared rule,
+            a numeric clinical or reference column holds text, or the site column gives one group.
+    """
+    if settings.clinical is not None:
+        try:
+            clinical_table(table, ClinicalSpec.learn(settings.clinical, table), training=True)
+        except PatientValueError as error:
+            raise PreflightError(f"clinical: {error}. Fix the manifest, or declare how to combine a patient's "
+                                 "values, e.g. clinical: {per_patient: {COLUMN: max}}") from None
+    if settings.reference is not None:
+        reference = settings.reference
+        try:
+            scores = patient_values(table, reference.column, rule=settings.reference_rule())
+        except PatientValueError as error:
+            raise PreflightError(f"reference.column {reference.column!r}: {error}. Fix the manifest, or set "
+                                 "reference.per_patient (e.g. max)") from None
+        numbers = pd.to_numeric(scores, errors="coerce")
+        text = scores[numbers.isna() & scores.notna()]
+        if len(text):
+            raise PreflightError(f"reference.column {reference.column!r}: patient {text.index[0]} has "
+                                 f"{text.iloc[0]!r}, not a number; a reference score must be a number")
+        if numbers.notna().sum() == 0:
+            raise PreflightError(f"reference.column {reference.column!r}: no patient has a value")
+    if settings.cv.group_column is not None:
+        try:
+            fold_table_from_groups(table, settings.cv.group_column)
+        except ValueError as error:
+            raise PreflightError(f"cv.group_column {settings.cv.group_column!r}: {error}") from None
 
 
 def study_rows(cohort: Any, modalities: Sequence[str], views: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:

@@ -23,10 +23,12 @@ from dlradiomics.io.atomic import write_csv_atomic, write_yaml_atomic
 from dlradiomics.report.study_report import StudyReportInputs, study_headline, write_study_report
 from dlradiomics.store import FeatureStore
 from dlradiomics.study.accounting import manifest_row_of, with_feature_failures
+from dlradiomics.study.clinical import ClinicalSpec, add_clinical_table
 from dlradiomics.study.explain import fit_gradcam_heads
 from dlradiomics.study.interpretation import explain_chosen_model
 from dlradiomics.study.features import compute_feature_tables, feature_kinds_for
 from dlradiomics.study.preflight import check_feature_coverage, preflight_study
+from dlradiomics.study.reference import reference_comparison, reference_scores
 from dlradiomics.study.run_folder import (
     attach_log_file,
     create_run_folder,
@@ -38,6 +40,7 @@ from dlradiomics.study.run_folder import (
 from dlradiomics.study.progress import GridProgressDisplay
 from dlradiomics.study.protocols import run_paper_protocols, wants_paper_protocol
 from dlradiomics.study.settings import StudySettings
+from dlradiomics.study.site_validation import run_site_validation
 from dlradiomics.study.stage_timer import StageTimer
 from dlradiomics.study.stages import (
     chosen_estimator,
@@ -130,6 +133,10 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
                                               weights=settings.deep.weights, n_jobs=settings.n_jobs,
                                               weights_dir=settings.deep.weights_dir,
                                               progress=progress, scheduler=settings.scheduler)
+            if settings.clinical is not None:
+                # Checked by the preflight: every clinical value of a training patient reads cleanly.
+                features.clinical = ClinicalSpec.learn(settings.clinical, cohort_stage.table)
+                features.tables = add_clinical_table(features.tables, cohort_stage.table, features.clinical)
             write_csv_atomic(features.failures, run.root / "feature_failures.csv")
             cohort_stage.unused = with_feature_failures(cohort_stage.unused, features.failures, cohort_stage.table,
                                                         manifest_row_of(cohort_stage.cohort))
@@ -153,11 +160,17 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
                 grid, _ = with_cnn_baselines(grid, settings, cohort_stage.table, store)
         write_csv_atomic(grid.oof, run.root / "oof_predictions.csv")
         log_canary_verdict(grid_stage)
+        comparison = reference_comparison(settings, grid, cohort_stage.table)
+        sites = None
+        if settings.cv.group_column is not None and not grid.completed.empty:
+            with timer.stage(f"leave-one-{settings.cv.group_column}-out validation", spinner=True):
+                sites = run_site_validation(settings, grid, features, cohort_stage.table, store)
+                write_csv_atomic(sites.oof, run.root / "site_oof_predictions.csv")
         paper_protocol = None
         if wants_paper_protocol(settings):
             with timer.stage("paper protocol (leaky, for comparison) on real and permuted labels", spinner=True):
                 paper_protocol = run_paper_protocols(settings, features, cohort_stage.table)
-        chosen = chosen_estimator(settings, grid.best) if grid.has_choice else None
+        chosen = chosen_estimator(settings, grid.best, features.clinical) if grid.has_choice else None
         reads_deep = chosen is not None and "deep" in chosen[0].kinds
         gradcam_tensors: dict[str, np.ndarray] = {}
         if reads_deep:
@@ -185,7 +198,8 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
                 final=final, opening=opening or settings.report.note, versions=versions,
                 grid_cached=grid_stage.grid_cached, stage_seconds=dict(timer.seconds),
                 stage_cpu_seconds=dict(timer.cpu_seconds), explanation=explanation,
-                radiomics_settings=radiomics_params.get("setting", {}), paper_protocol=paper_protocol)
+                radiomics_settings=radiomics_params.get("setting", {}), paper_protocol=paper_protocol,
+                clinical=comparison, reference_scores=reference_scores(settings, cohort_stage.table), sites=sites)
             headline = study_headline(inputs)
             report_path = write_study_report(inputs, headline)
         mark_run_complete(run)

@@ -26,10 +26,12 @@ from sklearn.base import BaseEstimator, is_classifier
 
 from dlradiomics.cohort.modalities import checked_modality
 from dlradiomics.cohort.views import checked_view
+from dlradiomics.cohort.patient_values import PerPatientRule
 from dlradiomics.features.defaults import BACKBONES, DEFAULT_BACKBONE
 from dlradiomics.features.radiomic import FAMILIES_SECTION, create_extractor, load_radiomics_params
 from dlradiomics.io.atomic import write_text_atomic
 from dlradiomics.io.safe_yaml import YamlInputError, load_yaml_file
+from dlradiomics.schema import META_COLUMNS
 
 # A free name (US, MG and MRI are the conventions; MRI_T2, DCE, DBT work alike), in the canonical
 # spelling the cohort uses, so " us " in a study file matches "US" in a manifest.
@@ -39,7 +41,8 @@ ViewName = Annotated[str, AfterValidator(checked_view)]
 ClassifierName = Literal[
     "svm", "knn", "rf", "extra_trees", "xgboost", "lightgbm", "logistic"
 ]
-FeatureSource = Literal["radiomic", "deep", "dlr"]
+FeatureSource = Literal["radiomic", "deep", "dlr", "clinical", "radiomic+clinical"]
+CLINICAL_SOURCES = ("clinical", "radiomic+clinical")
 FusionStrategy = Literal["single", "early", "ensemble", "stacking"]
 DLRCompositionName = Literal["paper", "whole_table"]
 ThresholdRule = Literal["youden", "sensitivity"]
@@ -379,6 +382,89 @@ class SelectionSettings(_Section):
     lasso: bool = True
 
 
+# A clinical variable's name becomes part of model column names ("clinical__birads=4").
+ClinicalName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
+
+
+class ClinicalSettings(_Section):
+    """Manifest columns used as clinical variables: one feature block, fitted inside the folds like any other.
+
+    Each variable holds one value per patient (see `per_patient`). Missing values are imputed
+    inside each training fold (median, or most frequent category) with a missing-value indicator;
+    categorical variables are one-hot encoded inside each training fold. The feature sources
+    `clinical` (the variables alone) and `radiomic+clinical` use them.
+
+    Args:
+        columns: the manifest columns, e.g. `[birads, age]`.
+        categorical: those of `columns` that are categories (one-hot), e.g. `[birads]`; the rest
+            are numbers (BI-RADS listed here is categorical, left out it is ordinal).
+        per_patient: how to combine a column's values when a patient's images differ: `same`
+            (the default: they must agree, or the study stops naming the patient), `max`, `min`,
+            `mean` (numbers) or `first`. E.g. `{birads: max}`: the most suspicious lesion.
+    """
+
+    columns: list[ClinicalName] = Field(min_length=1)
+    categorical: list[ClinicalName] = Field(default_factory=list)
+    per_patient: dict[str, PerPatientRule] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_columns(self) -> ClinicalSettings:
+        repeated = sorted({name for name in self.columns if self.columns.count(name) > 1})
+        if repeated:
+            raise ValueError(f"columns: {repeated} listed more than once")
+        if any("__" in name for name in self.columns):
+            raise ValueError("a clinical column name may not hold '__' (it separates block and feature)")
+        strangers = [name for name in self.categorical if name not in self.columns]
+        if strangers:
+            raise ValueError(f"categorical names {strangers}, which are not among columns {self.columns}")
+        strangers = [name for name in self.per_patient if name not in self.columns]
+        if strangers:
+            raise ValueError(f"per_patient names {strangers}, which are not among columns {self.columns}")
+        reserved = [name for name in self.columns if name in META_COLUMNS]
+        if reserved:
+            raise ValueError(f"{reserved} are manifest columns every row has, not clinical variables")
+        return self
+
+    def rule_for(self, column: str) -> str:
+        """The per-patient rule of a column (`same` unless declared)."""
+        return self.per_patient.get(column, "same")
+
+
+class ReferenceSettings(_Section):
+    """A clinical reference operating point the model is compared with on the same patients.
+
+    Args:
+        column: the manifest column holding the reference score of each patient, e.g. `birads`.
+        positive_at: the score at and above which the reference calls a patient malignant
+            (`4`: BI-RADS >= 4, biopsy).
+        name: how tables name it; default "`column` >= `positive_at`".
+        per_patient: how a patient's differing values combine (`same`, `max`, `min`, `mean`,
+            `first`); default the clinical variable's rule for the same column, else `same`.
+    """
+
+    column: str = Field(min_length=1)
+    positive_at: float
+    name: str | None = None
+    per_patient: PerPatientRule | None = None
+
+    def label(self) -> str:
+        """The reference's name in tables."""
+        return self.name or f"{self.column} >= {self.positive_at:g}"
+
+
+class ChoiceSettings(_Section):
+    """How the model reported as chosen (and saved as the bundle) is picked, on training folds only.
+
+    Args:
+        by: `auc` (the highest mean inner-CV AUC) or `specificity_at_sensitivity` (the highest mean
+            inner-CV specificity at the target sensitivity of `threshold: {rule: sensitivity}`,
+            ties broken by inner-CV AUC): the model that spares the most benign patients at the
+            sensitivity the clinic works at.
+    """
+
+    by: Literal["auc", "specificity_at_sensitivity"] = "auc"
+
+
 class CVSettings(_Section):
     """Nested, stratified, patient-grouped cross-validation.
 
@@ -391,6 +477,9 @@ class CVSettings(_Section):
             publishers' folds); overrides outer_folds and repeats.
         split_file: a CSV `patient_id,repeat,fold` giving each patient's outer fold instead (a
             run folder's `folds.csv` is one).
+        group_column: a manifest column naming each patient's site, scanner or centre (e.g.
+            `device`); the chosen models are then also cross-validated leaving one group out at a
+            time, and reported beside the main folds: how a model travels to a site it never saw.
     """
 
     outer_folds: int = Field(5, ge=2)
@@ -399,6 +488,7 @@ class CVSettings(_Section):
     seed: int = 42
     fold_column: str | None = None
     split_file: Path | None = None
+    group_column: str | None = None
 
     @model_validator(mode="after")
     def _one_fold_source(self) -> CVSettings:
@@ -480,7 +570,11 @@ class StudySettings(_Section):
             googlenet, resnet101, inception_v3, efficientnet_lite0), reported beside the radiomic and
             DLR models; for comparison, never chosen as the final model.
         baseline_training: how the baselines train (see `CnnTrainingSettings`).
-        feature_sources: "radiomic", "deep" and/or "dlr" (both, concatenated).
+        feature_sources: "radiomic", "deep" and/or "dlr" (both, concatenated); with `clinical`,
+            also "clinical" (the clinical variables alone) and "radiomic+clinical".
+        clinical: manifest columns used as clinical variables (see `ClinicalSettings`).
+        reference: a clinical reference operating point to compare with (see `ReferenceSettings`).
+        choice: how the chosen model is picked (see `ChoiceSettings`).
         fusion: "single" (each modality alone), "early", "ensemble", "stacking".
         cv: the cross-validation scheme.
         threshold: the frozen-threshold rule.
@@ -513,6 +607,9 @@ class StudySettings(_Section):
     feature_sources: list[FeatureSource] = Field(default_factory=lambda: ["radiomic", "deep", "dlr"], min_length=1)
     fusion: list[FusionStrategy] = Field(default_factory=lambda: ["single", "early", "ensemble", "stacking"],
                                          min_length=1)
+    clinical: ClinicalSettings | None = None
+    reference: ReferenceSettings | None = None
+    choice: ChoiceSettings = ChoiceSettings()
     cv: CVSettings = CVSettings()
     threshold: ThresholdSettings = ThresholdSettings()
     report: ReportSettings = ReportSettings()
@@ -551,6 +648,28 @@ class StudySettings(_Section):
         if repeated:
             raise ValueError(f"baseline {repeated[0]} is listed more than once")
         return baselines
+
+    @model_validator(mode="after")
+    def _clinical_and_choice(self) -> StudySettings:
+        clinical_sources = [source for source in self.feature_sources if source in CLINICAL_SOURCES]
+        if clinical_sources and self.clinical is None:
+            raise ValueError(f"feature_sources {clinical_sources} need a `clinical:` section naming the manifest's "
+                             "clinical columns, e.g. clinical: {columns: [birads], categorical: [birads]}")
+        if self.clinical is not None and not clinical_sources:
+            raise ValueError("`clinical:` names clinical columns but no feature source uses them; add 'clinical' "
+                             "and/or 'radiomic+clinical' to feature_sources")
+        if self.choice.by == "specificity_at_sensitivity" and self.threshold.rule != "sensitivity":
+            raise ValueError("choice.by 'specificity_at_sensitivity' needs threshold: {rule: sensitivity, value: ...} "
+                             "(the sensitivity the specificity is read at)")
+        return self
+
+    def reference_rule(self) -> str:
+        """The per-patient rule of the reference column (its own, the clinical column's, or `same`)."""
+        if self.reference is None:
+            raise ValueError("the study has no reference")
+        if self.reference.per_patient is not None:
+            return self.reference.per_patient
+        return self.clinical.rule_for(self.reference.column) if self.clinical is not None else "same"
 
     def classifier_names(self) -> list[str]:
         """The names of the study's classifiers, as results show them."""

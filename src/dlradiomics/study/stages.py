@@ -25,9 +25,10 @@ from dlradiomics.evaluation import (
     run_grid,
 )
 from dlradiomics.evaluation.canary import GridCanaryVerdict, judge_grid_canary, run_grid_with_canary
-from dlradiomics.evaluation.crossval import FoldScheme
+from dlradiomics.evaluation.crossval import PREDICTION_COLUMNS, FoldScheme
 from dlradiomics.evaluation.scheduling import ProgressCallback
 from dlradiomics.models import (
+    CLINICAL_KIND,
     FUSIONS,
     CorrelationStep,
     DLRComposition,
@@ -46,6 +47,7 @@ from dlradiomics.models import (
 from dlradiomics.progress import Progress
 from dlradiomics.store import FeatureStore
 from dlradiomics.study.accounting import unused_rows
+from dlradiomics.study.clinical import ClinicalSpec
 from dlradiomics.study.features import FeatureTables, model_table_for
 from dlradiomics.study.intensity import training_intensity_profiles
 from dlradiomics.study.preflight import (
@@ -148,14 +150,22 @@ def outer_folds(settings: StudySettings, table: pd.DataFrame) -> pd.DataFrame | 
     return RepeatedPatientKFold(n_splits=settings.cv.outer_folds, n_repeats=settings.cv.repeats, seed=settings.cv.seed)
 
 
-def selections_for(settings: StudySettings) -> dict[str, tuple[SelectionStep, ...]]:
-    """Selection steps per feature source, from the study's selection and deep settings."""
+def selections_for(settings: StudySettings, clinical: ClinicalSpec | None = None) -> dict[str, tuple[SelectionStep, ...]]:
+    """Selection steps per feature source, from the study's selection and deep settings.
+
+    With clinical variables, the sources that read them start with their encoding step (which
+    needs the categories `ClinicalSpec` read from the cohort).
+    """
     radiomic: list[SelectionStep] = [MannWhitneyStep(settings.selection.mann_whitney_p),
                                      CorrelationStep(settings.selection.correlation_threshold)]
     if settings.selection.lasso:
         radiomic.append(LassoStep())
     deep = (PCAStep(settings.deep.pca_components),)
-    return {"radiomic": tuple(radiomic), "deep": deep, "dlr": deep}
+    selections = {"radiomic": tuple(radiomic), "deep": deep, "dlr": deep}
+    if clinical is not None:
+        encoding = clinical.encoding_step()
+        selections.update({"clinical": (encoding,), "radiomic+clinical": (encoding, *radiomic)})
+    return selections
 
 
 def dlr_for(settings: StudySettings) -> DLRComposition:
@@ -171,7 +181,8 @@ def own_classifiers_for(settings: StudySettings) -> dict[str, BaseEstimator]:
     return {entry.name: entry.build(random_state=settings.cv.seed) for entry in settings.own_classifiers()}
 
 
-def grid_arguments(settings: StudySettings, modalities: list[str]) -> dict[str, Any]:
+def grid_arguments(settings: StudySettings, modalities: list[str], clinical: ClinicalSpec | None = None
+                   ) -> dict[str, Any]:
     """Keyword arguments of `run_grid` from the settings (see `grid_cache_key` for how they are cached)."""
     modality_sets = default_modality_sets(modalities)
     if "single" not in settings.fusion:
@@ -184,7 +195,7 @@ def grid_arguments(settings: StudySettings, modalities: list[str]) -> dict[str, 
         "custom_classifiers": own_classifiers_for(settings),
         "threshold": settings.threshold.as_rule(),
         "inner_splits": settings.cv.inner_folds,
-        "selections": selections_for(settings),
+        "selections": selections_for(settings, clinical),
         "dlr": dlr_for(settings),
         "n_boot": settings.report.bootstrap,
         "seed": settings.cv.seed,
@@ -197,6 +208,8 @@ def grid_cache_key(arguments: dict[str, Any], settings: StudySettings) -> dict[s
     own = {entry.name: entry.model_dump() for entry in settings.own_classifiers()}
     return {
         **arguments,
+        # The columns of the out-of-fold table: a cached grid of an older engine lacks new ones.
+        "prediction_columns": list(PREDICTION_COLUMNS),
         "selections": {source: [describe_step(step) for step in steps] if steps is not None else None
                        for source, steps in arguments["selections"].items()},
         "custom_classifiers": {name: own[name] for name in arguments["custom_classifiers"]},
@@ -243,7 +256,7 @@ def run_grid_and_canary_cached(settings: StudySettings, features: FeatureTables,
         The `GridStage`.
     """
     modalities = [m for m in settings.cohort.modalities if m in set(table["modality"])]
-    arguments = grid_arguments(settings, modalities)
+    arguments = grid_arguments(settings, modalities, features.clinical)
     folds = outer_folds(settings, table)
     key = {"arguments": grid_cache_key(arguments, settings),
            "folds": table_fingerprint(folds) if isinstance(folds, pd.DataFrame) else repr(folds),
@@ -272,6 +285,7 @@ def run_grid_and_canary_cached(settings: StudySettings, features: FeatureTables,
     for result in (stage.grid, stage.canary):
         if result is not None:
             result.require_full_coverage = settings.model_choice.require_full_coverage
+            result.choose_by = settings.choice.by
     if stage.canary is not None:
         stage.verdict = judge_grid_canary(stage.canary, n_boot=settings.report.bootstrap, seed=settings.cv.seed)
     return stage
@@ -301,6 +315,14 @@ def _grid_result(frames: dict[str, pd.DataFrame]) -> GridResult:
                       terms=frames["terms"])
 
 
+def estimator_for(settings: StudySettings, configuration: ModelConfiguration,
+                  clinical: ClinicalSpec | None = None) -> BaseEstimator:
+    """The unfitted estimator of one configuration, built with the study's settings (as the grid builds it)."""
+    return build_estimator(configuration, selections=selections_for(settings, clinical),
+                           custom_classifiers=own_classifiers_for(settings), dlr=dlr_for(settings),
+                           inner_cv=settings.cv.inner_folds, random_state=settings.cv.seed)
+
+
 def fit_final_model(settings: StudySettings, grid: GridResult, features: FeatureTables, run: RunFolder,
                     radiomics_params: dict, gradcam_tensors: dict[str, np.ndarray], *,
                     progress: bool = False) -> FinalModel:
@@ -311,7 +333,7 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
     the count of fits (the model on all patients, then one per inner fold) and the time left.
     """
     best = grid.best
-    configuration, estimator = chosen_estimator(settings, best)
+    configuration, estimator = chosen_estimator(settings, best, features.clinical)
     kinds = list(configuration.kinds)
     X, y, groups = model_table_for(features.tables, list(configuration.modalities), kinds)
     inner_folds = list(PatientGroupKFold(settings.cv.inner_folds, random_state=settings.cv.seed)
@@ -351,6 +373,8 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
                                   "(dlradiomics.features.deep.prepare_roi defaults)",
                           "patient_aggregation": "mean probability over a patient's images"},
         "threshold_rule": settings.threshold.model_dump(),
+        # How predict reads the clinical variables of new patients' manifests (columns, categories, rules).
+        **({"clinical": features.clinical.record()} if CLINICAL_KIND in kinds and features.clinical else {}),
         "trained_on": {"patients": int(X.index.nunique()), "rows": int(len(X)), "study": settings.name},
     }
     # Grad-CAM heads travel only with models that use deep features: overlays of a head that takes
@@ -368,11 +392,9 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
                       terms=model_terms(model))
 
 
-def chosen_estimator(settings: StudySettings, row: pd.Series) -> tuple[ModelConfiguration, BaseEstimator]:
+def chosen_estimator(settings: StudySettings, row: pd.Series,
+                     clinical: ClinicalSpec | None = None) -> tuple[ModelConfiguration, BaseEstimator]:
     """The configuration of a results row and its unfitted estimator, built as the grid builds it."""
     configuration = ModelConfiguration(row["source"], tuple(str(row["modalities"]).split("+")), row["fusion"],
                                        row["classifier"])
-    estimator = build_estimator(configuration, selections=selections_for(settings),
-                                custom_classifiers=own_classifiers_for(settings), dlr=dlr_for(settings),
-                                inner_cv=settings.cv.inner_folds, random_state=settings.cv.seed)
-    return configuration, estimator
+    return configuration, estimator_for(settings, configuration, clinical)

@@ -21,6 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from dlradiomics.models.blocks import BLOCK_SEPARATOR, blocks_of
+from dlradiomics.models.clinical import CLINICAL_BLOCK
 from dlradiomics.models.inner_cv import PatientGroupKFold, patient_groups
 from dlradiomics.models.selection import SelectionStep
 
@@ -100,9 +101,14 @@ def _column_label(position: int, names: list[str] | None) -> str:
 
 
 def block_presence(X: pd.DataFrame, blocks: dict[str, list[str]]) -> pd.DataFrame:
-    """Boolean table rows x blocks: True where the row has at least one value of that block."""
+    """Boolean table rows x blocks: True where the row has at least one value of that block.
+
+    The clinical block is always present: its missing values are imputed and flagged by its
+    encoder (`dlradiomics.models.clinical.ClinicalEncoder`), never a reason to drop a patient.
+    """
     return pd.DataFrame(
-        {block: X[columns].notna().any(axis=1).to_numpy() for block, columns in blocks.items()},
+        {block: (np.ones(len(X), dtype=bool) if block == CLINICAL_BLOCK else X[columns].notna().any(axis=1).to_numpy())
+         for block, columns in blocks.items()},
         index=X.index,
     )
 
