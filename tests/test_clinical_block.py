@@ -33,7 +33,7 @@ def _table(birads, age, radiomic=None) -> pd.DataFrame:
 
 def test_the_encoder_learns_from_training_rows_only_and_flags_what_it_fills_in():
     train = _table([0, 1, 1, np.nan, 2], [40.0, np.nan, 60.0, 70.0, 80.0])
-    encoder = ClinicalEncoder(categories=BIRADS).fit(train)
+    encoder = ClinicalEncoder(categories=BIRADS).set_output(transform="pandas").fit(train)
     new = _table([3, np.nan, 2], [np.nan, 50.0, 90.0], radiomic=np.array([7.0, 8.0, 9.0]))
     out = encoder.transform(new)
     assert list(out.columns) == ["US.radiomic__a", "clinical__age", "clinical__age=missing", "clinical__birads=2",
@@ -54,8 +54,9 @@ def test_the_encoder_learns_from_training_rows_only_and_flags_what_it_fills_in()
 
 def test_an_encoder_fitted_on_other_rows_learns_other_values():
     # The medians come from the rows it is fitted on: no value of a test row reaches them.
-    first = ClinicalEncoder().fit(_table([0, 1], [10.0, 20.0])).transform(_table([np.nan], [np.nan]))
-    second = ClinicalEncoder().fit(_table([0, 1], [30.0, 50.0])).transform(_table([np.nan], [np.nan]))
+    encoder = ClinicalEncoder().set_output(transform="pandas")
+    first = encoder.fit(_table([0, 1], [10.0, 20.0])).transform(_table([np.nan], [np.nan]))
+    second = encoder.fit(_table([0, 1], [30.0, 50.0])).transform(_table([np.nan], [np.nan]))
     assert first["clinical__age"].iloc[0] == 15.0 and second["clinical__age"].iloc[0] == 40.0
 
 

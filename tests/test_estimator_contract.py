@@ -24,6 +24,7 @@ from dlradiomics.features.deep.head import EmbeddingHeadClassifier
 from dlradiomics.features.deep.reduction import RankCappedPCA
 from dlradiomics.models import (
     BoundedPCA,
+    ClinicalEncoder,
     CorrelationFilter,
     DLRFusion,
     EarlyFusion,
@@ -41,6 +42,7 @@ ESTIMATORS = [
     LassoSelector(n_penalties=2, inner_cv=2),
     BoundedPCA(n_components=3),
     RankCappedPCA(n_components=3),
+    ClinicalEncoder(categories=(("birads", ("2", "3", "4", "5")),)),
     EarlyFusion(block_selection=("pca:2",), **LIGHT),
     WeightedEnsembleFusion(inner_cv=2, **LIGHT),
     StackingFusion(inner_cv=2, **LIGHT),

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 CLINICAL_KIND = "clinical"
 CLINICAL_BLOCK = "clinical"
@@ -86,35 +85,34 @@ class ClinicalEncoder(TransformerMixin, BaseEstimator):
     def __init__(self, categories: Categories = ()):
         self.categories = categories
 
-    def fit(self, X: pd.DataFrame, y=None):
+    def fit(self, X, y=None):
         """Learn medians, most frequent categories, which columns had missing values, and the categories present.
 
         Args:
-            X: modelling table (DataFrame with ``"{block}__{feature}"`` columns).
+            X: modelling table (DataFrame with ``"{block}__{feature}"`` columns); an array has no
+                clinical columns and passes through.
             y: ignored.
 
         Returns:
             self
         """
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"ClinicalEncoder needs a DataFrame with named columns, got {type(X).__name__}")
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.n_features_in_ = X.shape[1]
+        values = validate_data(self, X, reset=True, ensure_all_finite="allow-nan", dtype=np.float64)
+        names = [str(name) for name in getattr(self, "feature_names_in_", [f"x{k}" for k in range(values.shape[1])])]
         categorical_names = {f"{CLINICAL_PREFIX}{name}" for name, _ in self.categories}
-        clinical = clinical_columns(X.columns)
+        clinical = clinical_columns(names)
         self.categorical_columns_ = [column for column in clinical if column in categorical_names]
         self.numeric_columns_ = [column for column in clinical if column not in categorical_names]
-        self.passthrough_columns_ = [str(column) for column in X.columns if str(column) not in set(clinical)]
+        self.passthrough_columns_ = [name for name in names if name not in set(clinical)]
         self.numeric_imputer_ = None
         if self.numeric_columns_:
             # keep_empty_features: a variable no training row has still yields its column (filled
             # with 0), so the output columns never depend on which values a fold happens to lack.
             self.numeric_imputer_ = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
-            self.numeric_imputer_.fit(X[self.numeric_columns_].to_numpy(dtype=float))
+            self.numeric_imputer_.fit(self._columns(values, self.numeric_columns_))
         self.categorical_imputer_ = None
         self.one_hot_ = None
         if self.categorical_columns_:
-            codes = X[self.categorical_columns_].to_numpy(dtype=float)
+            codes = self._columns(values, self.categorical_columns_)
             self.categorical_imputer_ = SimpleImputer(strategy="most_frequent", add_indicator=True,
                                                       keep_empty_features=True).fit(codes)
             imputed = self.categorical_imputer_.transform(codes)[:, : len(self.categorical_columns_)]
@@ -122,6 +120,14 @@ class ClinicalEncoder(TransformerMixin, BaseEstimator):
             self.one_hot_.fit(imputed)
         self.feature_names_out_ = np.asarray(self._output_names(), dtype=object)
         return self
+
+    def _columns(self, values: np.ndarray, names: list[str]) -> np.ndarray:
+        positions = {name: k for k, name in enumerate(self._input_names())}
+        return values[:, [positions[name] for name in names]]
+
+    def _input_names(self) -> list[str]:
+        names = getattr(self, "feature_names_in_", None)
+        return [str(name) for name in names] if names is not None else [f"x{k}" for k in range(self.n_features_in_)]
 
     def _output_names(self) -> list[str]:
         names = list(self.passthrough_columns_)
@@ -137,29 +143,34 @@ class ClinicalEncoder(TransformerMixin, BaseEstimator):
                       for k in self.categorical_imputer_.indicator_.features_]
         return names
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        """The other blocks' columns unchanged, then the encoded clinical columns (same index as X).
+    def transform(self, X) -> np.ndarray:
+        """The other blocks' columns unchanged, then the encoded clinical columns.
+
+        In a pipeline with pandas output (`dlradiomics.models.make_pipeline`), the rows keep X's
+        index and the columns the names `get_feature_names_out` gives.
 
         Args:
-            X: modelling table with the columns seen in fit.
+            X: modelling table with the columns seen in fit, in the same order.
 
         Returns:
-            A DataFrame with the columns `get_feature_names_out` names.
+            The encoded values.
         """
         check_is_fitted(self, "feature_names_out_")
-        missing = [str(column) for column in self.feature_names_in_ if column not in X.columns]
-        if missing:
-            raise ValueError(f"ClinicalEncoder: X lacks {len(missing)} column(s) seen in fit, e.g. {missing[:3]}")
-        parts = [X[self.passthrough_columns_].to_numpy(dtype=float)]
+        values = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
+        parts = [self._columns(values, self.passthrough_columns_)]
         if self.numeric_imputer_ is not None:
-            parts.append(self.numeric_imputer_.transform(X[self.numeric_columns_].to_numpy(dtype=float)))
+            parts.append(self.numeric_imputer_.transform(self._columns(values, self.numeric_columns_)))
         if self.one_hot_ is not None:
-            imputed = self.categorical_imputer_.transform(X[self.categorical_columns_].to_numpy(dtype=float))
+            imputed = self.categorical_imputer_.transform(self._columns(values, self.categorical_columns_))
             n_categorical = len(self.categorical_columns_)
             parts.append(self.one_hot_.transform(imputed[:, :n_categorical]))
             parts.append(imputed[:, n_categorical:])
-        values = np.hstack([part.reshape(len(X), -1) for part in parts])
-        return pd.DataFrame(values, index=X.index, columns=list(self.feature_names_out_))
+        return np.hstack([part.reshape(len(values), -1) for part in parts])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Names of the output columns."""

@@ -314,7 +314,6 @@ def _grid_result(frames: dict[str, pd.DataFrame]) -> GridResult:
     return GridResult(results=frames["results"], oof=frames["oof"], fold_table=frames["fold_table"],
                       terms=frames["terms"])
 
-
 def estimator_for(settings: StudySettings, configuration: ModelConfiguration,
                   clinical: ClinicalSpec | None = None) -> BaseEstimator:
     """The unfitted estimator of one configuration, built with the study's settings (as the grid builds it)."""
