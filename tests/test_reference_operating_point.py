@@ -4,6 +4,7 @@ choice by inner-CV specificity at a target sensitivity, and leave-one-site-out f
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -152,3 +153,14 @@ def test_per_site_metrics_say_when_a_site_is_too_small():
         "U-Systems", "note"]
     assert np.isnan(table.loc["Philips", "auc"]) and np.isnan(table.loc["Philips", "sensitivity"])
     assert "only benign patients" in table.loc["Philips", "note"]
+
+
+def test_per_site_metrics_one_patient_of_a_class_gives_the_auc_without_an_interval():
+    folds = pd.DataFrame({"patient_id": ["a", "b", "c"], "repeat": 0, "fold": 0, "group": "Toshiba"})
+    # The malignant patient (0.6) outranks one benign patient (0.2) of two (0.7): AUC 1/2.
+    predictions = folds.assign(y_true=[0, 0, 1], prob=[0.2, 0.7, 0.6], threshold=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no zero-degrees-of-freedom variance
+        row = per_site_metrics(predictions, folds).iloc[0]
+    assert row["auc"] == pytest.approx(0.5) and np.isnan(row["auc_ci_low"]) and np.isnan(row["auc_ci_high"])
+    assert "no interval for the AUC" in row["note"]

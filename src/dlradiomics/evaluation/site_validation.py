@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
+from sklearn.metrics import roc_auc_score
 
 from dlradiomics.evaluation.reference import unit_interval
 from dlradiomics.evaluation.stats import delong_auc_ci
@@ -62,7 +63,8 @@ def per_site_metrics(predictions: pd.DataFrame, fold_table: pd.DataFrame) -> pd.
             notes.append(f"only {present} patients: the AUC and the "
                          f"{'sensitivity' if malignant == 0 else 'specificity'} are not defined")
         elif min(malignant, benign) < 2:
-            auc = (float(delong_auc_ci(y_true, site["prob"])[0]), np.nan, np.nan)
+            # DeLong's variance needs two patients of each class (numpy would warn of zero degrees of freedom).
+            auc = (float(roc_auc_score(y_true, site["prob"])), np.nan, np.nan)
             notes.append("one patient of a class: no interval for the AUC")
         else:
             auc = delong_auc_ci(y_true, site["prob"])
