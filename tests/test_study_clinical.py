@@ -80,6 +80,9 @@ def test_the_report_shows_the_reference_the_model_and_both(clinic_study):
     assert table.loc[0, "specificity (95% CI)"].startswith(f"{specificity:.3f}")
     assert int(table.loc[0, "patients"]) == len(scored)
     assert table.loc[1:, "p specificity (McNemar mid-p; exact)"].str.contains(";").all()
+    # The headline names the reference beside the chosen model, on the same patients.
+    assert (f"sensitivity {sensitivity:.3f}, specificity {specificity:.3f} ({len(scored)} patients); the chosen "
+            "model&#39;s specificity on the same patients") in html
 
 
 def test_the_chosen_model_has_the_best_inner_specificity(clinic_study):
@@ -89,6 +92,7 @@ def test_the_chosen_model_has_the_best_inner_specificity(clinic_study):
     assert (result.best["source"], result.best["fusion"]) == (best["source"], best["fusion"])
     html = result.report_path.read_text()
     assert "highest mean inner-CV specificity at the target sensitivity" in html
+    assert "(highest mean inner-CV specificity at the target sensitivity)</dd>" in html  # the headline
     assert "Clinical variables from the manifest: birads, age (birads categorical" in html
 
 

@@ -43,6 +43,11 @@ class Estimate:
         return f"{self.value:.3f} ({self.low:.3f}-{self.high:.3f})"
 
 
+# The grid's choice rule (`GridResult.choose_by`) in the headline's few words.
+HEADLINE_RULES = {"auc": "highest mean inner-CV AUC",
+                  "specificity_at_sensitivity": "highest mean inner-CV specificity at the target sensitivity"}
+
+
 @dataclass(frozen=True)
 class ReferenceOperatingPoint:
     """A clinical operating point the chosen model is compared with (e.g. the radiologist's BI-RADS >= 4).
@@ -275,7 +280,7 @@ def build_headline(grid: GridResult, *, patients: int, threshold_rule: str, cana
         return None
     best = grid.best
     scored = int(best["n_patients"]) if np.isfinite(best["n_patients"]) else 0
-    return Headline(model=configuration_label(best), selection_rule="highest mean inner-CV AUC",
+    return Headline(model=configuration_label(best), selection_rule=HEADLINE_RULES.get(grid.choose_by, grid.choose_by),
                     auc=_estimate(best, "auc"), sensitivity=_estimate(best, "sensitivity"),
                     specificity=_estimate(best, "specificity"), threshold_rule=threshold_rule, scored=scored,
                     patients=int(patients), procedure_auc=procedure_estimate(grid, n_boot=n_boot, seed=seed),
