@@ -48,6 +48,7 @@ from dlradiomics.report.headline import (
     build_headline,
     configuration_label,
     format_p,
+    reference_from_comparison,
 )
 from dlradiomics.report.html import ReportFigure, ReportSection, ReportTable, section_anchor, write_report
 from dlradiomics.report.model_choice import eligibility_sentence, nested_selection_sentence, results_with_eligibility
@@ -150,20 +151,9 @@ def study_headline(inputs: StudyReportInputs) -> Headline | None:
 
 def reference_operating_point(inputs: StudyReportInputs) -> ReferenceOperatingPoint | None:
     """The headline's reference: the study's reference rule against the chosen model on the same patients."""
-    if inputs.clinical is None or inputs.grid.candidates.empty:
+    if inputs.clinical is None or not inputs.grid.has_choice:
         return None
-    best = inputs.grid.best
-    columns = ("source", "modalities", "fusion", "classifier")
-    role = next((role for role, row in model_roles(inputs.grid).items()
-                 if all(row[column] == best[column] for column in columns)), None)
-    comparison = inputs.clinical.comparisons.get(role)
-    if comparison is None:
-        return None
-    return ReferenceOperatingPoint(
-        name=comparison.reference, sensitivity=float(comparison.reference_metrics.loc["sensitivity", "estimate"]),
-        specificity=float(comparison.reference_metrics.loc["specificity", "estimate"]),
-        n_patients=comparison.n_patients, model_specificity=float(comparison.model.loc["specificity", "estimate"]),
-        mcnemar_p=comparison.specificity_test.p_mid)
+    return reference_from_comparison(inputs.clinical.table, configuration_label(inputs.grid.best))
 
 
 def cohort_section(inputs: StudyReportInputs) -> ReportSection:
