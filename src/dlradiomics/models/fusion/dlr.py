@@ -44,6 +44,7 @@ from dlradiomics.models.fusion._base import (
 from dlradiomics.models.fusion.early import EarlyFusion
 from dlradiomics.models.fusion.late import StackingFusion, WeightedEnsembleFusion
 from dlradiomics.models.reduction import BoundedPCA
+from dlradiomics.models.shared_fits import pipeline_class
 
 STRATEGIES = ("early", "ensemble", "stacking")
 COMPOSITIONS = ("paper", "whole_table")
@@ -96,8 +97,12 @@ class DLRComposition:
 
 
 def _scaled_pca(n_components: int, random_state: int | None) -> Pipeline:
-    """Impute -> drop constant columns -> standardise -> bounded PCA, fitted on training rows."""
-    return Pipeline(
+    """Impute -> drop constant columns -> standardise -> bounded PCA, fitted on training rows.
+
+    Built with `pipeline_class()`, so inside a grid's `sharing_fits` block the same reduction of the
+    same training rows is fitted once for every classifier and fusion strategy (label-free steps).
+    """
+    return pipeline_class()(
         [
             ("impute", SimpleImputer(strategy="median")),
             ("drop_constant", VarianceThreshold(threshold=0.0)),
@@ -239,7 +244,7 @@ class DLRFusion(FusionClassifier):
             if kind_of(sources[0]) == DEEP_KIND:
                 # no scaling between the two PCAs: the joined per-modality components keep their
                 # variances, so the second PCA ranks directions of the deep features as a whole
-                reducers[part] = (sources, Pipeline([("pca", BoundedPCA(count, random_state=self.random_state))]))
+                reducers[part] = (sources, pipeline_class()([("pca", BoundedPCA(count, random_state=self.random_state))]))
             else:
                 reducers[part] = (sources, _scaled_pca(count, self.random_state))
         return reducers
