@@ -134,15 +134,15 @@ def test_killed_run_resumes_with_what_is_missing_and_gives_the_same_table(tmp_pa
 
 
 def test_a_fully_cached_extract_does_not_import_pyradiomics(tmp_path):
-    # Every ROI is in the store: the run reads rows and writes tables, and the import of PyRadiomics
-    # and SimpleITK (most of such a run's time) is left out. A fresh interpreter, as a user runs it.
+    # Every ROI is in the store: the run reads rows and writes tables, and the imports of PyRadiomics,
+    # SimpleITK and scikit-learn (most of such a run's time) are left out. A fresh interpreter, as a user runs it.
     manifest = write_manifest_csv(synthetic_cohort_table(tmp_path / "c", n_rois=2), tmp_path / "c" / "manifest.csv")
     args = [str(manifest), "--out", str(tmp_path / "out"), "--jobs", "1", "--no-progress"]
     assert _invoke(*args).exit_code == 0
     script = (
         "import sys\nfrom dlradiomics.cli import app\n"
         f"try:\n    app({_extract_args(*args)!r})\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
-        "print('imported:', sorted(m for m in ('radiomics', 'SimpleITK') if m in sys.modules))\n"
+        "print('imported:', sorted(m for m in ('radiomics', 'SimpleITK', 'sklearn') if m in sys.modules))\n"
     )
     finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ | {
         "PYTHONPATH": os.pathsep.join(sys.path)})

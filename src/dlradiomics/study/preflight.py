@@ -29,9 +29,7 @@ import pandas as pd
 
 from dlradiomics.cohort.views import canonical_view, view_filter
 from dlradiomics.cohort.patient_values import PatientValueError, patient_values
-from dlradiomics.evaluation.splits import fold_table_from_groups
 from dlradiomics.io.atomic import check_writable_folder
-from dlradiomics.study.clinical import ClinicalSpec, clinical_table
 
 SCHEDULER_TIMEOUT_SECONDS = 3.0
 DEFAULT_DASK_PORT = 8786
@@ -220,6 +218,11 @@ def check_patient_columns(table: pd.DataFrame, settings: Any) -> None:
         PreflightError: a column is absent, a patient's images disagree without a declared rule,
             a numeric clinical or reference column holds text, or the site column gives one group.
     """
+    # Imported here, not at module level: `extract` and `qa` use this module's cheap checks, and a
+    # fully cached extraction must not pay for scikit-learn (evaluation) and the models' imports.
+    from dlradiomics.evaluation.splits import fold_table_from_groups
+    from dlradiomics.study.clinical import ClinicalSpec, clinical_table
+
     if settings.clinical is not None:
         try:
             clinical_table(table, ClinicalSpec.learn(settings.clinical, table), training=True)
