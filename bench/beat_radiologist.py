@@ -108,7 +108,7 @@ class Recipe:
 def l1_logistic(encoding: ClinicalEncodingStep | None):
     """Standardise, L1 logistic regression with C in (0.01, 0.1, 1, 10) by patient-grouped inner CV."""
     steps = (encoding,) if encoding is not None else None
-    return make_pipeline(make_classifier("logistic", search=True, penalty="l1", solver="liblinear"), steps)
+    return make_pipeline(make_classifier("logistic", search=True, l1_ratio=1.0, solver="liblinear"), steps)
 
 
 def paper_chain(classifier: str) -> Callable[[ClinicalEncodingStep | None], object]:

@@ -56,7 +56,7 @@ def specificity_at_sensitivity(y_true: np.ndarray, prob: np.ndarray, sensitivity
 
 def l1_logistic():
     """Impute, standardise, L1 logistic with C by patient-grouped inner CV."""
-    return make_pipeline(make_classifier("logistic", search=True, penalty="l1", solver="liblinear"), selection=None)
+    return make_pipeline(make_classifier("logistic", search=True, l1_ratio=1.0, solver="liblinear"), selection=None)
 
 
 def main() -> None:

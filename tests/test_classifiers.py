@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
 
@@ -122,3 +128,36 @@ def test_patient_group_kfold_never_splits_a_patient_and_shrinks_to_the_data():
     assert len(list(PatientGroupKFold(5).split(five_patients, labels))) == 2  # two malignant patients
     with pytest.raises(ValueError, match="at least 2 patients of each class"):
         list(PatientGroupKFold(5).split(five_patients, np.repeat([0, 1, 0, 0, 0], 3)))
+
+
+def test_l1_logistic_spelled_with_l1_ratio_gives_the_deprecated_penalty_l1_fit_exactly():
+    # scikit-learn 1.8 deprecates penalty="l1" for l1_ratio=1.0; the benches' L1 logistic must fit
+    # without that warning and give the very same model (liblinear solves the same L1 problem)
+    X, y = easy_table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        current = make_pipeline(make_classifier("logistic", search=True, l1_ratio=1.0, solver="liblinear"),
+                                selection=None).fit(X, y)
+    if "deprecated" not in str(inspect.signature(LogisticRegression).parameters["penalty"].default):
+        pytest.skip("this scikit-learn has no deprecated penalty parameter to compare with")
+    with pytest.warns(FutureWarning, match="penalty"), warnings.catch_warnings():
+        # the old spelling beside the new default l1_ratio=0.0 also warns that the two disagree
+        warnings.filterwarnings("ignore", message="Inconsistent values", category=UserWarning)
+        deprecated = make_pipeline(make_classifier("logistic", search=True, penalty="l1", solver="liblinear"),
+                                   selection=None).fit(X, y)
+    assert current[-1].best_params_ == deprecated[-1].best_params_
+    np.testing.assert_array_equal(current[-1].best_estimator_.coef_, deprecated[-1].best_estimator_.coef_)
+    np.testing.assert_array_equal(current.predict_proba(X), deprecated.predict_proba(X))
+    assert np.sum(current[-1].best_estimator_.coef_ == 0) > 0  # an L1 fit: some coefficients are exactly zero
+
+
+def test_no_code_of_ours_passes_the_deprecated_logistic_penalty_keyword():
+    # the spelling scikit-learn removes in 1.10; l1_ratio (or C=np.inf for no penalty) replaces it
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in sorted([*(root / "src").rglob("*.py"), *(root / "bench").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and any(keyword.arg == "penalty" for keyword in node.keywords):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert offenders == []
