@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import pandas as pd
 import pytest
 
 from dlradiomics.evaluation import delong_test, run_grid
+from dlradiomics.evaluation.canary import GridCanaryVerdict
 from dlradiomics.report.headline import (
     CanaryVerdict,
     Estimate,
@@ -18,6 +20,7 @@ from dlradiomics.report.headline import (
     reference_from_comparison,
     runner_up_comparison,
 )
+from dlradiomics.study.stages import GridStage, log_canary_verdict
 from evaluation_data import make_feature_tables
 
 
@@ -56,14 +59,39 @@ def test_the_canary_is_flagged_outside_its_band_in_either_direction():
     high = CanaryVerdict(Estimate(0.66, 0.60, 0.72), "x")
     assert not low.passed and "PROBLEM" in low.describe() and "below" in low.describe()
     assert not high.passed and "above" in high.describe()
-    assert "chance alone" not in low.describe() + high.describe()  # their CIs exclude 0.5
-    noisy = CanaryVerdict(Estimate(0.370, 0.192, 0.513), "x")  # the demo's 40 patients
-    assert not noisy.passed and "PROBLEM" in noisy.describe() and "its 95% CI contains 0.5" in noisy.describe()
+    assert "anti-signal" in low.describe() and "see test labels" in high.describe()  # their CIs exclude 0.5
+    assert "chance" not in low.describe() + high.describe()
+
+
+def test_a_canary_outside_its_band_whose_ci_contains_half_reads_as_chance_first():
+    noisy = CanaryVerdict(Estimate(0.370, 0.192, 0.513), "x", n_patients=40)  # the demo's 40 patients
+    assert not noisy.passed  # still flagged: the band is the rule
+    assert noisy.describe().startswith("outside [0.40, 0.60] but its 95% CI contains 0.5: consistent with chance on "
+                                       "40 patients; rerun with more patients or repeats")
+    assert "AUC 0.370 (0.192-0.513)" in noisy.describe()
+    assert "PROBLEM" not in noisy.describe() and "anti-signal" not in noisy.describe()
+    above = CanaryVerdict(Estimate(0.63, 0.46, 0.80), "x", n_patients=30)
+    assert above.describe().startswith("outside [0.40, 0.60] but its 95% CI contains 0.5: consistent with chance on 30")
+    assert "see test labels" not in above.describe()
 
 
 def test_a_canary_grid_gives_the_whole_procedures_verdict(grid):
     verdict = canary_verdict(grid, n_boot=30, seed=0)
     assert "whole procedure over 2 configurations" in verdict.what
+    assert verdict.n_patients == grid.nested_selection_predictions()["patient_id"].nunique() == 70
+
+
+def test_the_run_log_words_each_flagged_canary_auc_as_strongly_as_its_ci(grid, caplog):
+    table = pd.DataFrame({"what": ["noisy one", "clear one"], "auc": [0.37, 0.30], "auc_ci_low": [0.19, 0.21],
+                          "auc_ci_high": [0.51, 0.39], "n_patients": [40, 300], "problem": [True, True]})
+    stage = GridStage(grid=grid, verdict=GridCanaryVerdict(table=table, band=(0.40, 0.60), nested_note=""))
+    with caplog.at_level(logging.WARNING, logger="dlradiomics"):
+        log_canary_verdict(stage)
+    noisy, clear = (record.getMessage() for record in caplog.records)
+    assert noisy.startswith("canary: outside [0.40, 0.60] but its 95% CI contains 0.5: consistent with chance on 40 "
+                            "patients; rerun with more patients or repeats") and "anti-signal" not in noisy
+    assert clear.startswith("canary: PROBLEM: AUC 0.300 (0.210-0.390) on permuted labels (clear one)")
+    assert "anti-signal from how patients were split or grouped" in clear and "chance" not in clear
 
 
 def test_a_clinical_reference_is_shown_when_given(grid):

@@ -35,6 +35,40 @@ CANARY_BAND = (0.40, 0.60)
 NESTED_LABEL = "run the grid, keep the best by inner AUC (nested)"
 
 
+def describe_canary_auc(auc: float, low: float, high: float, *, what: str, n_patients: int | None = None,
+                        band: tuple[float, float] = CANARY_BAND) -> str:
+    """One canary AUC in words, as strong as its evidence (the report's headline and the run log say this).
+
+    Inside the band it passed. Outside the band it is flagged either way, but only a 95% CI that
+    excludes 0.5 earns the strong wording (leakage above, an anti-signal below): when the CI contains
+    0.5 the text leads with that, since chance alone explains such an AUC on few patients.
+
+    Args:
+        auc: the canary's AUC on permuted labels.
+        low: lower bound of its 95% CI.
+        high: upper bound of its 95% CI.
+        what: which estimate it is (the whole procedure, or one configuration).
+        n_patients: patients it was scored on (said when chance may explain it).
+        band: the AUC band of chance.
+
+    Returns:
+        ``AUC 0.512 (0.470-0.550) on permuted labels (what), inside [0.40, 0.60]: passed``, or
+        ``outside [0.40, 0.60] but its 95% CI contains 0.5: consistent with chance on 40 patients; ...``,
+        or ``PROBLEM: AUC ... is outside [0.40, 0.60], below: ...``.
+    """
+    band_text = f"[{band[0]:.2f}, {band[1]:.2f}]"
+    figure = f"AUC {auc:.3f} ({low:.3f}-{high:.3f}) on permuted labels ({what})"
+    if band[0] <= auc <= band[1]:
+        return f"{figure}, inside {band_text}: passed"
+    if low <= 0.5 <= high:
+        patients = f" on {int(n_patients)} patients" if n_patients is not None and np.isfinite(n_patients) else ""
+        return (f"outside {band_text} but its 95% CI contains 0.5: consistent with chance{patients}; rerun with more "
+                f"patients or repeats ({figure})")
+    direction = ("above: something lets the models see test labels" if auc > band[1] else
+                 "below: the pipeline learns an anti-signal from how patients were split or grouped")
+    return f"PROBLEM: {figure} is outside {band_text}, {direction}"
+
+
 @dataclass(frozen=True)
 class CanaryResult:
     """Outcome of a canary run.

@@ -16,10 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dlradiomics.evaluation import GridResult, delong_test, summarise_predictions
-
-# A canary AUC outside this band is a problem in either direction: above, something leaks;
-# below, the pipeline learns an anti-signal from the permutation (e.g. a fold or group artefact).
-CANARY_BAND = (0.40, 0.60)
+from dlradiomics.evaluation.canary import CANARY_BAND, describe_canary_auc
 
 
 def configuration_label(row: pd.Series) -> str:
@@ -118,10 +115,12 @@ class CanaryVerdict:
     Args:
         auc: the canary's AUC with its CI.
         what: which estimate it is (the whole procedure, or one configuration).
+        n_patients: patients it was scored on (None when unknown).
     """
 
     auc: Estimate
     what: str
+    n_patients: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -129,18 +128,9 @@ class CanaryVerdict:
         return CANARY_BAND[0] <= self.auc.value <= CANARY_BAND[1]
 
     def describe(self) -> str:
-        """``AUC 0.512 (0.47-0.55) on permuted labels, inside [0.40, 0.60]: passed``."""
-        band = f"[{CANARY_BAND[0]:.2f}, {CANARY_BAND[1]:.2f}]"
-        if self.passed:
-            return f"AUC {self.auc.short()} on permuted labels ({self.what}), inside {band}: passed"
-        direction = "above: something lets the models see test labels" if self.auc.value > CANARY_BAND[1] else \
-            "below: the pipeline learns an anti-signal from how patients were split or grouped"
-        text = f"PROBLEM: AUC {self.auc.short()} on permuted labels ({self.what}) is outside {band}, {direction}"
-        if self.auc.low <= 0.5 <= self.auc.high:
-            # Still flagged (the band is the rule), but a reader must see that chance alone can explain it.
-            text += ("; its 95% CI contains 0.5, so chance alone may explain it on this many patients: rerun with "
-                     "more patients or repeats before trusting or dismissing it")
-        return text
+        """The verdict in words, as strong as its evidence (`describe_canary_auc`)."""
+        return describe_canary_auc(self.auc.value, self.auc.low, self.auc.high, what=self.what,
+                                   n_patients=self.n_patients)
 
 
 @dataclass(frozen=True)
@@ -236,6 +226,12 @@ def runner_up_comparison(grid: GridResult) -> tuple[str, float, float] | None:
 def procedure_estimate(grid: GridResult, *, n_boot: int, seed: int) -> Estimate | None:
     """AUC of "run the grid, keep the best by inner CV" scored fold by fold (None when configurations
     cover different patients, or nothing completed)."""
+    summary = _procedure_summary(grid, n_boot=n_boot, seed=seed)
+    return None if summary is None else _estimate(summary, "auc")
+
+
+def _procedure_summary(grid: GridResult, *, n_boot: int, seed: int) -> pd.Series | None:
+    """`summarise_predictions` of the nested procedure's predictions (None where `procedure_estimate` is)."""
     if grid.completed.empty:
         return None
     try:
@@ -244,22 +240,29 @@ def procedure_estimate(grid: GridResult, *, n_boot: int, seed: int) -> Estimate 
         return None
     if predictions.empty or predictions["y_true"].nunique() < 2:
         return None
-    summary = summarise_predictions(predictions, n_boot=n_boot, seed=seed)
-    return _estimate(summary, "auc")
+    return summarise_predictions(predictions, n_boot=n_boot, seed=seed)
 
 
 def canary_verdict(canary: GridResult | None, *, n_boot: int, seed: int) -> CanaryVerdict | None:
     """The canary's AUC: the whole procedure's when it can be scored, else its configuration chosen by inner CV."""
     if canary is None or canary.completed.empty:
         return None
-    whole = procedure_estimate(canary, n_boot=n_boot, seed=seed)
+    whole = _procedure_summary(canary, n_boot=n_boot, seed=seed)
     if whole is not None and len(canary.completed) > 1:
-        return CanaryVerdict(whole, f"the whole procedure over {len(canary.completed)} configurations, nested")
+        return CanaryVerdict(_estimate(whole, "auc"),
+                             f"the whole procedure over {len(canary.completed)} configurations, nested",
+                             _patients(whole))
     # The canary's coverage rule may leave no eligible configuration (e.g. one modality of few patients):
     # its verdict then reads the best candidate by inner CV all the same.
     ranked = canary.eligible if canary.has_choice else canary.candidates
     chosen = ranked.loc[ranked["inner_auc"].idxmax()]
-    return CanaryVerdict(_estimate(chosen, "auc"), f"{configuration_label(chosen)}, chosen by inner CV")
+    return CanaryVerdict(_estimate(chosen, "auc"), f"{configuration_label(chosen)}, chosen by inner CV",
+                         _patients(chosen))
+
+
+def _patients(row: pd.Series) -> int | None:
+    count = row.get("n_patients")
+    return int(count) if count is not None and pd.notna(count) else None
 
 
 def build_headline(grid: GridResult, *, patients: int, threshold_rule: str, canary: GridResult | None = None,

@@ -24,7 +24,12 @@ from dlradiomics.evaluation import (
     load_fold_table,
     run_grid,
 )
-from dlradiomics.evaluation.canary import GridCanaryVerdict, judge_grid_canary, run_grid_with_canary
+from dlradiomics.evaluation.canary import (
+    GridCanaryVerdict,
+    describe_canary_auc,
+    judge_grid_canary,
+    run_grid_with_canary,
+)
 from dlradiomics.evaluation.crossval import PREDICTION_COLUMNS, FoldScheme
 from dlradiomics.evaluation.scheduling import ProgressCallback
 from dlradiomics.models import (
@@ -292,18 +297,17 @@ def run_grid_and_canary_cached(settings: StudySettings, features: FeatureTables,
 
 
 def log_canary_verdict(stage: GridStage) -> None:
-    """Say in the run log what the canary found, as a warning when an AUC lies outside chance."""
+    """Say in the run log what the canary found: a warning per AUC outside the band, as strong as its CI allows."""
     verdict = stage.verdict
     if verdict is None:
         return
-    low, high = verdict.band
     nested = verdict.nested
     if nested is not None:
         logger.info("canary (permuted labels): %s AUC %.3f (95%% CI %.3f-%.3f)", nested["what"], nested["auc"],
                     nested["auc_ci_low"], nested["auc_ci_high"])
     for row in verdict.problems.itertuples():
-        logger.warning("canary problem: %s has AUC %.3f on permuted labels, outside [%.2f, %.2f]", row.what,
-                       row.auc, low, high)
+        logger.warning("canary: %s", describe_canary_auc(row.auc, row.auc_ci_low, row.auc_ci_high, what=row.what,
+                                                         n_patients=row.n_patients, band=verdict.band))
 
 
 def _grid_frames(grid: GridResult) -> dict[str, pd.DataFrame]:
