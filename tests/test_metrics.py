@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,6 +67,42 @@ def test_bootstrap_table_brackets_estimates_and_is_seeded():
     assert (table["ci_low"] <= table["estimate"] + 1e-12).all()
     assert (table["estimate"] <= table["ci_high"] + 1e-12).all()
     pd.testing.assert_frame_equal(table, bootstrap_metrics(Y_SMALL, PROB_SMALL, 0.5, n_boot=300, seed=5))
+
+
+def test_perfect_separation_gives_finite_degenerate_intervals_without_warnings():
+    y = np.r_[np.ones(10, int), np.zeros(30, int)]
+    prob = np.r_[np.linspace(0.8, 0.9, 10), np.linspace(0.1, 0.2, 30)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's DegenerateDataWarning, numpy's RuntimeWarnings: none escapes
+        table = bootstrap_metrics(y, prob, 0.5, n_boot=200, seed=0)
+    assert np.isfinite(table[["ci_low", "ci_high"]].to_numpy()).all()
+    for metric in ("auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"):
+        assert tuple(table.loc[metric, ["ci_low", "ci_high"]]) == (1.0, 1.0)
+
+
+def test_ppv_and_npv_undefined_in_some_resamples_take_the_interval_of_the_others_quietly():
+    # Only one patient is called positive (a malignant one), then only one negative (a benign one): a
+    # class-stratified resample misses that patient with probability (9/10)^10 or (29/30)^30, so PPV or
+    # NPV is undefined in many resamples; wherever it is defined it is exactly 1 (no false call).
+    y = np.r_[np.ones(10, int), np.zeros(30, int)]
+    one_positive_call = np.r_[0.95, np.full(9, 0.6), np.full(30, 0.4)]
+    one_negative_call = np.r_[np.full(10, 0.6), 0.05, np.full(29, 0.4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's DegenerateDataWarning, numpy's RuntimeWarnings: none escapes
+        ppv_table = bootstrap_metrics(y, one_positive_call, 0.9, n_boot=300, seed=1)
+        npv_table = bootstrap_metrics(y, one_negative_call, 0.3, n_boot=300, seed=1)
+    for table, metric in ((ppv_table, "ppv"), (npv_table, "npv")):
+        assert tuple(table.loc[metric, ["estimate", "ci_low", "ci_high"]]) == (1.0, 1.0, 1.0)
+        assert np.isfinite(table[["ci_low", "ci_high"]].to_numpy()).all()
+    assert ppv_table.loc["sensitivity", "ci_high"] > 0  # the other intervals are scipy's, untouched
+
+
+def test_a_ppv_undefined_everywhere_keeps_a_nan_interval_quietly():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = bootstrap_metrics(Y_SMALL, PROB_SMALL, 0.99, n_boot=100, seed=0)  # nobody called positive
+    assert np.isnan(table.loc["ppv", ["estimate", "ci_low", "ci_high"]].to_numpy(dtype=float)).all()
+    assert np.isfinite(table.loc["npv", ["ci_low", "ci_high"]].to_numpy(dtype=float)).all()
 
 
 def test_bootstrap_auc_interval_covers_the_true_auc_about_95_percent_of_the_time():

@@ -4,14 +4,17 @@ Point estimates come from scikit-learn. The bootstrap (``scipy.stats.bootstrap``
 malignant and benign patients separately (as pROC does for AUC CIs), so every resample holds both
 classes and the AUC is always defined; inside it the metrics are computed from confusion counts and
 Mann-Whitney ranks, vectorised over resamples, because calling scikit-learn a thousand times per
-configuration would dominate the run time of a grid.
+configuration would dominate the run time of a grid. PPV (NPV) is undefined in a resample that calls
+nobody positive (negative); its interval is the percentile interval of the resamples where it is defined.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
-from scipy.stats import bootstrap, rankdata
+from scipy.stats import DegenerateDataWarning, bootstrap, rankdata
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -82,31 +85,48 @@ def bootstrap_metrics(
         seed: Seed of the resampling.
 
     Returns:
-        One row per metric (index ``METRIC_NAMES``), columns ``estimate, ci_low, ci_high``.
+        One row per metric (index ``METRIC_NAMES``), columns ``estimate, ci_low, ci_high``. A metric
+        undefined in some resamples (PPV, NPV) has the percentile interval of the resamples where it is
+        defined; one undefined in every resample (nobody called positive at all) has a NaN interval.
     """
     y_true, prob = _validated(y_true, prob)
     predicted = (prob >= np.broadcast_to(np.asarray(threshold, dtype=float), prob.shape)).astype(float)
     malignant = np.stack([prob[y_true == 1], predicted[y_true == 1]])
     benign = np.stack([prob[y_true == 0], predicted[y_true == 0]])
-    result = bootstrap(
-        (malignant, benign),
-        _metrics_from_resampled_classes,
-        n_resamples=n_boot,
-        confidence_level=confidence,
-        method="percentile",
-        vectorized=True,
-        axis=-1,
-        rng=np.random.default_rng(seed),
-    )
+    with warnings.catch_warnings():
+        # scipy warns "The BCa confidence interval cannot be calculated" whenever an interval comes out
+        # NaN, whatever the method: here a PPV or NPV undefined in some resamples, handled just below
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        result = bootstrap(
+            (malignant, benign),
+            _metrics_from_resampled_classes,
+            n_resamples=n_boot,
+            confidence_level=confidence,
+            method="percentile",
+            vectorized=True,
+            axis=-1,
+            rng=np.random.default_rng(seed),
+        )
+    low, high = _percentile_where_defined(result, confidence)
     estimates = classification_metrics(y_true, prob, threshold)
     return pd.DataFrame(
-        {
-            "estimate": [estimates[name] for name in METRIC_NAMES],
-            "ci_low": result.confidence_interval.low,
-            "ci_high": result.confidence_interval.high,
-        },
+        {"estimate": [estimates[name] for name in METRIC_NAMES], "ci_low": low, "ci_high": high},
         index=pd.Index(METRIC_NAMES, name="metric"),
     )
+
+
+def _percentile_where_defined(result, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """scipy's percentile bounds; where a metric was NaN in some resamples, those of the other resamples."""
+    low = np.array(result.confidence_interval.low, dtype=float)
+    high = np.array(result.confidence_interval.high, dtype=float)
+    distribution = result.bootstrap_distribution
+    alpha = (1 - confidence) / 2
+    for metric in np.flatnonzero(~(np.isfinite(low) & np.isfinite(high))):
+        defined = distribution[metric][np.isfinite(distribution[metric])]
+        if defined.size:
+            # scipy's percentile interval is numpy's default (linear) quantile of the distribution
+            low[metric], high[metric] = np.quantile(defined, [alpha, 1 - alpha])
+    return low, high
 
 
 def summarise_predictions(

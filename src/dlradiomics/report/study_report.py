@@ -289,10 +289,11 @@ def methods_section(inputs: StudyReportInputs) -> ReportSection:
         + (", ensemble weights, meta-learner" if {"ensemble", "stacking"} & set(fusions) else "")
         + f") and for the operating threshold ({threshold_rule_words(s).replace('thresholds frozen on training folds ', '')}"
         "), frozen before the test patients are scored. 95% CIs: patient-level stratified bootstrap "
-        f"({s.report.bootstrap} resamples); DeLong's test between models on the same patients; calibration slope and "
-        "intercept by logistic recalibration (Wald CIs). The chosen model has the highest mean inner-CV AUC (test "
-        "folds never consulted); it is refitted on all patients for the bundle, with its threshold frozen from "
-        "inner out-of-fold predictions. No resampling or class weighting was used."
+        f"({s.report.bootstrap} resamples; PPV and NPV over the resamples where they are defined); DeLong's test "
+        "between models on the same patients; calibration slope and intercept by logistic recalibration (Wald CIs). "
+        "The chosen model has the highest mean inner-CV AUC (test folds never consulted); it is refitted on all "
+        "patients for the bundle, with its threshold frozen from inner out-of-fold predictions. No resampling or "
+        "class weighting was used."
         + (" Leakage canary: the configurations listed under Leakage canary rerun, with the choice by inner CV, on "
            "labels permuted across patients." if inputs.canary is not None else ""))
     versions = ", ".join(f"{name} {version}" for name, version in _versions(inputs).items())
