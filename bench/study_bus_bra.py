@@ -44,7 +44,16 @@ from dlradiomics.evaluation.stats import delong_auc_ci, delong_test
 from dlradiomics.features.radiomic import extract_radiomic_features
 from dlradiomics.features.deep import compute_embeddings
 from dlradiomics.io.atomic import write_csv_atomic
-from dlradiomics.models import CLASSIFIERS, FUSIONS, SOURCES, ModelConfiguration, build_estimator, build_model_table
+from dlradiomics.models import (
+    CLASSIFIERS,
+    CLINICAL_KIND,
+    FUSIONS,
+    KINDS_OF_SOURCE,
+    SOURCES,
+    ModelConfiguration,
+    build_estimator,
+    build_model_table,
+)
 from dlradiomics.study.progress import GridProgressDisplay
 from dlradiomics.study.stage_timer import process_tree_cpu_seconds
 
@@ -62,13 +71,22 @@ def specificity_at_sensitivity(y_true: np.ndarray, prob: np.ndarray, sensitivity
     return float(1 - fpr[tpr >= sensitivity - 1e-12].min())
 
 
-def main() -> None:
+# What this bench's feature tables support: radiomic and deep features of the images. The clinical
+# sources need BI-RADS as a clinical block (a ClinicalSpec), which bench/beat_radiologist.py builds.
+IMAGING_SOURCES = [source for source in SOURCES if CLINICAL_KIND not in KINDS_OF_SOURCE[source]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The bench's command line; its default grid is the paper's (imaging sources only)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/bus-bra"))
     parser.add_argument("--store", type=Path, default=Path("scratch/bus-bra-store"))
     parser.add_argument("--out", type=Path, default=Path("scratch/study-bus-bra"))
     parser.add_argument("--classifiers", nargs="+", default=list(CLASSIFIERS))
-    parser.add_argument("--sources", nargs="+", default=list(SOURCES))
+    parser.add_argument("--sources", nargs="+", default=list(IMAGING_SOURCES), choices=IMAGING_SOURCES,
+                        help=f"feature sources (default: {' '.join(IMAGING_SOURCES)}, the paper's imaging sources; "
+                             "this bench builds no clinical block, so the clinical sources are not offered: "
+                             "bench/beat_radiologist.py models BI-RADS with the images)")
     parser.add_argument("--fusions", nargs="+", default=list(FUSIONS))
     parser.add_argument("--late-classifiers", nargs="+", default=None,
                         help="classifiers of the DLR ensemble and stacking cells (default: --classifiers, "
@@ -77,7 +95,11 @@ def main() -> None:
     parser.add_argument("--canary", action="store_true",
                         help="run the whole grid on permuted labels too, in the same cells, and judge it")
     parser.add_argument("--n-boot", type=int, default=1000)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     stage_seconds: dict[str, float] = {}
     pd.set_option("display.width", 200)
