@@ -16,6 +16,7 @@ from dlradiomics.demo.demo import DEMO_MANIFEST
 from dlradiomics.evaluation import CONFIG_COLUMNS, GridResult, PatientHoldout, run_grid
 from dlradiomics.evaluation.splits import TRAIN_ONLY
 from dlradiomics.report.model_choice import results_with_eligibility
+from dlradiomics.study.preflight import preflight_study
 from dlradiomics.study.settings import StudySettings, StudySettingsError
 
 NO_SELECTION = {"radiomic": None, "deep": None, "dlr": None}
@@ -194,10 +195,39 @@ def test_a_multimodal_study_saves_a_model_that_scores_every_patient(tmp_path):
     assert load_bundle(result.bundle_path).metadata.modalities == ["US"]
 
 
-def test_the_study_switch_is_a_typed_setting():
+def test_the_study_switch_is_a_typed_setting_of_the_choice_section():
     base = {"cohort": {"manifest": "m.csv"}}
-    assert StudySettings.from_mapping(base).model_choice.require_full_coverage is True
-    relaxed = StudySettings.from_mapping({**base, "model_choice": {"require_full_coverage": False}})
-    assert relaxed.model_choice.require_full_coverage is False
-    with pytest.raises(StudySettingsError, match="model_choice.require_full_cover: unknown key"):
+    default = StudySettings.from_mapping(base)
+    assert default.choice.require_full_coverage is True and default.deprecation_warnings == ()
+    relaxed = StudySettings.from_mapping({**base, "choice": {"require_full_coverage": False}})
+    assert relaxed.choice.require_full_coverage is False and relaxed.choice.by == "auc"
+    assert relaxed.deprecation_warnings == ()
+    with pytest.raises(StudySettingsError, match="choice.require_full_cover: unknown key"):
+        StudySettings.from_mapping({**base, "choice": {"require_full_cover": False}})
+
+
+def test_a_study_file_with_the_old_model_choice_section_still_reads_and_says_what_to_write():
+    base = {"cohort": {"manifest": "m.csv"}}
+    old = StudySettings.from_mapping({**base, "model_choice": {"require_full_coverage": False},
+                                      "choice": {"by": "auc"}})
+    assert old.choice.require_full_coverage is False and old.choice.by == "auc"
+    (warning,) = old.deprecation_warnings
+    assert "`model_choice:` section is now part of `choice:`" in warning
+    assert "write `choice: {by: auc, require_full_coverage: false}` instead" in warning
+    assert "model_choice" not in old.to_yaml_dict()  # the run folder records the new form
+    assert old.to_yaml_dict()["choice"] == {"by": "auc", "require_full_coverage": False}
+    with pytest.raises(StudySettingsError, match="give it once, under choice"):
+        StudySettings.from_mapping({**base, "model_choice": {"require_full_coverage": False},
+                                    "choice": {"require_full_coverage": True}})
+    with pytest.raises(StudySettingsError, match="takes only require_full_coverage"):
         StudySettings.from_mapping({**base, "model_choice": {"require_full_cover": False}})
+
+
+def test_the_old_section_warns_before_a_run_where_a_user_sees_it(tmp_path):
+    study = {"cohort": {"manifest": str(DEMO_MANIFEST), "modalities": ["US"]}, "feature_sources": ["radiomic"],
+             "model_choice": {"require_full_coverage": True}, "output": "out", "store": "store"}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    warnings = preflight_study(StudySettings.from_yaml(tmp_path / "study.yaml")).warnings
+    assert [w for w in warnings if "model_choice" in w] == [
+        "the study file's `model_choice:` section is now part of `choice:`; write "
+        "`choice: {require_full_coverage: true}` instead (read as that this time)"]

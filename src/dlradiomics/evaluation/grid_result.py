@@ -190,7 +190,7 @@ class GridResult:
         return (f"no configuration scores every one of the {len(self.study_patients)} patients of the study "
                 "(early fusion scores only patients having every modality of its set; a single-modality model "
                 "only patients imaged in it); add late fusion (ensemble, stacking) or a modality every patient "
-                "has, or let a partial model be chosen with 'model_choice: {require_full_coverage: false}'")
+                "has, or let a partial model be chosen with 'choice: {require_full_coverage: false}'")
 
     @property
     def best(self) -> pd.Series:

@@ -62,8 +62,8 @@ def eligibility_sentence(grid: GridResult) -> str:
     if grid.require_full_coverage:
         return (f"Only configurations that score every one of the {n_study} patients could be chosen; "
                 f"{len(partial)} could not ({why}), with the patients each scores: {listed}{more}. Setting "
-                "model_choice.require_full_coverage to false lets them compete.")
-    return (f"Coverage was not required (model_choice.require_full_coverage: false): {len(partial)} "
+                "choice.require_full_coverage to false lets them compete.")
+    return (f"Coverage was not required (choice.require_full_coverage: false): {len(partial)} "
             f"configuration(s) that score only part of the {n_study} patients competed ({why}): {listed}{more}. "
             "A model chosen among them cannot score the other patients.")
 

@@ -204,6 +204,8 @@ def preflight_study(settings: Any, *, radiomics_params: Callable[[], Mapping[str
     views = settings.cohort.views
     table = study_rows(cohort, settings.cohort.modalities, views)
     report = PreflightReport(cohort=cohort)
+    # A study file in an older form still runs; the terminal and the run's log say what to write instead.
+    report.warnings.extend(getattr(settings, "deprecation_warnings", ()))
     check_modalities_present(cohort, settings.cohort.modalities)
     check_views_present(cohort, settings.cohort.modalities, views)
     check_classes_and_folds(table, settings, report.warnings)

@@ -17,6 +17,8 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     Tag,
     ValidationError,
     field_validator,
@@ -455,14 +457,26 @@ class ReferenceSettings(_Section):
 class ChoiceSettings(_Section):
     """How the model reported as chosen (and saved as the bundle) is picked, on training folds only.
 
+    Two questions, one section: which configurations may compete (`require_full_coverage`), then
+    which of them wins (`by`). Study files of earlier versions asked the first in a section of its
+    own, `model_choice: {require_full_coverage: ...}`; it is still read, with a warning saying to
+    write it here.
+
     Args:
         by: `auc` (the highest mean inner-CV AUC) or `specificity_at_sensitivity` (the highest mean
             inner-CV specificity at the target sensitivity of `threshold: {rule: sensitivity}`,
             ties broken by inner-CV AUC): the model that spares the most benign patients at the
             sensitivity the clinic works at.
+        require_full_coverage: only configurations that score every patient of the study may be
+            chosen (default). Early fusion scores only the patients having every modality of its
+            set, and a single-modality model only the patients imaged in it: such a model can win
+            on inner AUC measured on a third of the cohort and then cannot be used for the rest.
+            False lets every completed configuration compete; the nested estimate is then
+            computed over the patients every configuration scores.
     """
 
     by: Literal["auc", "specificity_at_sensitivity"] = "auc"
+    require_full_coverage: bool = True
 
 
 class CVSettings(_Section):
@@ -495,21 +509,6 @@ class CVSettings(_Section):
         if self.fold_column is not None and self.split_file is not None:
             raise ValueError("give either fold_column or split_file, not both")
         return self
-
-
-class ModelChoiceSettings(_Section):
-    """Which configurations may become the chosen (and saved) model.
-
-    Args:
-        require_full_coverage: only configurations that score every patient of the study are
-            eligible (default). Early fusion scores only the patients having every modality of its
-            set, and a single-modality model only the patients imaged in it: such a model can win
-            on inner AUC measured on a third of the cohort and then cannot be used for the rest.
-            False lets every completed configuration compete; the nested estimate is then
-            computed over the patients every configuration scores.
-    """
-
-    require_full_coverage: bool = True
 
 
 class ThresholdSettings(_Section):
@@ -574,12 +573,12 @@ class StudySettings(_Section):
             also "clinical" (the clinical variables alone) and "radiomic+clinical".
         clinical: manifest columns used as clinical variables (see `ClinicalSettings`).
         reference: a clinical reference operating point to compare with (see `ReferenceSettings`).
-        choice: how the chosen model is picked (see `ChoiceSettings`).
+        choice: which configurations may be chosen and how one is picked (see `ChoiceSettings`;
+            `model_choice:` of earlier study files is read into it, with a warning).
         fusion: "single" (each modality alone), "early", "ensemble", "stacking".
         cv: the cross-validation scheme.
         threshold: the frozen-threshold rule.
         report: report contents.
-        model_choice: which configurations may be chosen (coverage of the study's patients).
         protocols: evaluation protocols run on the same data: "nested" (the honest one, always
             run; it chooses and fits the saved model) and, beside it for comparison, "paper": the
             paper's leaky protocol (selection on every patient, one 80/20 split, ensemble weights
@@ -613,13 +612,46 @@ class StudySettings(_Section):
     cv: CVSettings = CVSettings()
     threshold: ThresholdSettings = ThresholdSettings()
     report: ReportSettings = ReportSettings()
-    model_choice: ModelChoiceSettings = ModelChoiceSettings()
     protocols: list[EvaluationProtocol] = Field(default_factory=lambda: ["nested"], min_length=1)
     output: Path = Path("output")
     store: Path = Path("feature-store")
     n_jobs: int = Field(1, ge=1)
     scheduler: str | None = Field(None, pattern=r"^(tcp|tls)://\S+$")
     source_path: Path | None = None
+    _deprecation_warnings: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _renamed_sections(cls, data: Any, handler: ModelWrapValidatorHandler[StudySettings]) -> StudySettings:
+        """Read `model_choice:` (earlier study files) into `choice:`, and remember to say so."""
+        notes: list[str] = []
+        if isinstance(data, dict) and "model_choice" in data:
+            data = dict(data)
+            old = data.pop("model_choice")
+            old = {} if old is None else old
+            if not isinstance(old, dict) or set(old) - {"require_full_coverage"}:
+                raise ValueError(f"model_choice: {old!r} is not allowed; it is now part of `choice:` and takes only "
+                                 "require_full_coverage, e.g. choice: {require_full_coverage: false}")
+            choice = data.get("choice") or {}
+            if not isinstance(choice, dict):
+                raise ValueError(f"choice: expected a mapping, got {choice!r}")
+            if old and "require_full_coverage" in choice:
+                raise ValueError("require_full_coverage is given under both `choice:` and `model_choice:`; give it "
+                                 "once, under choice:")
+            data["choice"] = {**choice, **old}
+            written = ", ".join(f"{key}: {str(value).lower() if isinstance(value, bool) else value}"
+                                for key, value in data["choice"].items())
+            notes.append(f"the study file's `model_choice:` section is now part of `choice:`; write "
+                         f"`choice: {{{written}}}` instead (read as that this time)")
+        settings = handler(data)
+        if notes:
+            settings._deprecation_warnings = tuple(notes)
+        return settings
+
+    @property
+    def deprecation_warnings(self) -> tuple[str, ...]:
+        """What the study file says in an older form, and what to write instead (shown before a run)."""
+        return self._deprecation_warnings
 
     @model_validator(mode="after")
     def _distinct_classifier_names(self) -> StudySettings:

@@ -289,7 +289,7 @@ def run_grid_and_canary_cached(settings: StudySettings, features: FeatureTables,
         store_frames(store, CANARY_NAMESPACE, canary_key, _grid_frames(stage.canary))
     for result in (stage.grid, stage.canary):
         if result is not None:
-            result.require_full_coverage = settings.model_choice.require_full_coverage
+            result.require_full_coverage = settings.choice.require_full_coverage
             result.choose_by = settings.choice.by
     if stage.canary is not None:
         stage.verdict = judge_grid_canary(stage.canary, n_boot=settings.report.bootstrap, seed=settings.cv.seed)
