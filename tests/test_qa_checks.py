@@ -8,6 +8,8 @@ import pytest
 
 from dlradiomics.cohort import read_manifest
 from dlradiomics.cohort.qa import QA_FLAGS, run_qa, write_qa_report
+from PIL import Image
+
 from roi_files import lesion_image, write_png
 
 
@@ -162,3 +164,104 @@ def test_a_plain_table_is_validated_then_checked(qa_cohort):
     table = read_manifest(qa_cohort / "manifest.csv").table
     checked, summary = run_qa(table.drop(columns=["roi_id"]))
     assert list(checked["roi_id"]) == list(table["roi_id"]) and summary.n_rows == len(table)
+
+
+# --- QA findings cached by content (dlradiomics.cohort.qa.QaCache) ---------------------------------
+
+
+class _CountingReads:
+    """Counts the files QA's checks open (the real reader runs)."""
+
+    def __init__(self, monkeypatch):
+        from dlradiomics.cohort.qa import checks
+
+        self.paths: list[str] = []
+        real = checks.read_image
+
+        def counted(path, *args, **kwargs):
+            self.paths.append(str(path))
+            return real(path, *args, **kwargs)
+
+        monkeypatch.setattr(checks, "read_image", counted)
+
+
+def _qa_cache(store_dir, **settings):
+    from dlradiomics.cohort.qa import QaCache
+    from dlradiomics.io import FileHashCache
+    from dlradiomics.store import FILE_HASHES, FeatureStore
+
+    # A new store and hash cache each time, as a new process would open them.
+    return QaCache(FeatureStore(store_dir), FileHashCache(store_dir / FILE_HASHES), **settings)
+
+
+def _finish(cache):
+    cache.store.close()
+    cache.hashes.save()
+
+
+def test_cached_qa_reads_only_changed_files_and_equals_a_fresh_check(qa_cohort, tmp_path, monkeypatch):
+    cohort = read_manifest(qa_cohort / "manifest.csv")
+    fresh_table, fresh_summary = run_qa(cohort)
+    reads = _CountingReads(monkeypatch)
+    store = tmp_path / "store"
+
+    first = _qa_cache(store)
+    table, summary = run_qa(cohort, cache=first)
+    _finish(first)
+    assert first.n_computed == 12 and first.n_reused == 0
+    pd.testing.assert_frame_equal(table, fresh_table)
+    assert summary.flag_counts == fresh_summary.flag_counts
+    pd.testing.assert_frame_equal(summary.duplicate_pairs, fresh_summary.duplicate_pairs)
+
+    reads.paths.clear()
+    second = _qa_cache(store)
+    table, summary = run_qa(cohort, cache=second)
+    assert reads.paths == [] and second.n_computed == 0 and second.n_reused == 12
+    pd.testing.assert_frame_equal(table, fresh_table)
+    pd.testing.assert_frame_equal(summary.duplicate_pairs, fresh_summary.duplicate_pairs)
+
+    # One image rewritten (a lesion of another brightness): its row alone is read again, and its
+    # findings are those of a fresh check of the changed file.
+    changed = np.asarray(Image.open(qa_cohort / "clean.png")).copy()
+    changed[10:25, 15:35] = 200
+    write_png(qa_cohort / "clean.png", changed)
+    third = _qa_cache(store)
+    table, _ = run_qa(cohort, cache=third)
+    assert third.n_computed == 1 and third.n_reused == 11
+    assert sorted(reads.paths) == sorted([str(qa_cohort / "clean.png"), str(qa_cohort / "clean_mask.png")])
+    pd.testing.assert_frame_equal(table, run_qa(cohort)[0])
+    assert table.loc[table["roi_id"] == "clean/US/clean", "roi_max"].item() == 200.0
+
+
+def test_a_changed_qa_setting_checks_every_row_again(qa_cohort, tmp_path):
+    cohort = read_manifest(qa_cohort / "manifest.csv")
+    first = _qa_cache(tmp_path / "store")
+    run_qa(cohort, cache=first)
+    _finish(first)
+    looser = _qa_cache(tmp_path / "store", tiny_mask_pixels=5)
+    table, _ = run_qa(cohort, cache=looser)
+    assert looser.n_computed == 12 and looser.n_reused == 0
+    assert _flags(table)["tiny"] == set()  # nine lesion pixels are no longer tiny
+    pd.testing.assert_frame_equal(table, run_qa(cohort, tiny_mask_pixels=5)[0])
+
+
+def test_the_manifest_check_and_qa_read_each_file_once_through_the_cache(qa_cohort, tmp_path, monkeypatch):
+    plain = read_manifest(qa_cohort / "manifest.csv", check_images=True)
+    assert {problem.column for problem in plain.problems} >= {"image", "mask"}  # corrupt image, empty/wrong mask
+    reads = _CountingReads(monkeypatch)
+    cache = _qa_cache(tmp_path / "store")
+    cohort = read_manifest(qa_cohort / "manifest.csv", check_images=True, read_errors=cache.read_errors)
+    assert cohort.problems == plain.problems
+    pd.testing.assert_frame_equal(cohort.table, plain.table)
+    pd.testing.assert_frame_equal(cohort.rejected, plain.rejected)
+    opened = len(reads.paths)
+    table, _ = run_qa(cohort, cache=cache)
+    assert len(reads.paths) == opened  # QA of the rows kept: answered from what the manifest check read
+    pd.testing.assert_frame_equal(table, run_qa(plain)[0])
+    _finish(cache)
+
+    reads.paths.clear()
+    again = _qa_cache(tmp_path / "store")
+    cohort = read_manifest(qa_cohort / "manifest.csv", check_images=True, read_errors=again.read_errors)
+    assert reads.paths == [] and cohort.problems == plain.problems
+    pd.testing.assert_frame_equal(cohort.rejected, plain.rejected)

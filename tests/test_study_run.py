@@ -110,8 +110,13 @@ def test_rerun_reuses_every_cached_result(tiny_study):
     log = (second.run_dir / "run.log").read_text()
     assert "radiomic features: 18 ROIs (0 computed, 18 from the store)" in log
     assert "grid: every table read from the store" in log
+    # No image is opened again: the manifest's readability check and QA are answered from the store.
+    assert "QA: 0 images checked, 18 findings from the store" in log
+    assert "QA: 18 images checked, 0 findings from the store" in (first.run_dir / "run.log").read_text()
     pd.testing.assert_frame_equal(first.results.reset_index(drop=True), second.results.reset_index(drop=True),
                                   check_dtype=False)
+    for name in ("qa.csv", "input_hashes.csv", "unused_rows.csv", "folds.csv", "oof_predictions.csv"):
+        assert (first.run_dir / name).read_bytes() == (second.run_dir / name).read_bytes(), name
 
 
 def test_bundle_predicts_like_its_model_on_held_out_patients(tiny_study, tmp_path):

@@ -45,6 +45,9 @@ import pyarrow.parquet as pq
 
 logger = logging.getLogger(__name__)
 
+# The file hash cache (`dlradiomics.io.FileHashCache`) kept in a store's folder and shared by everything
+# that keys results by the content of images and masks (radiomics, embeddings, QA, provenance).
+FILE_HASHES = "file-hashes.json"
 # Prefix of the temporary files that writes go through before their atomic rename.
 _PARTIAL_PREFIX = ".tmp-"
 KEY_COLUMN = "__key__"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlradiomics.cohort.problems import ManifestError, ManifestProblem
-from dlradiomics.cohort.validation import validate_rows
+from dlradiomics.cohort.validation import ReadErrors, validate_rows
 from dlradiomics.io import RoiImage, load_roi
 
 
@@ -45,6 +45,7 @@ class Cohort:
         *,
         check_images: bool = False,
         source: str = "<table>",
+        read_errors: ReadErrors | None = None,
     ) -> "Cohort":
         """Validate a manifest-shaped DataFrame (for example a loader's output) into a cohort.
 
@@ -54,12 +55,14 @@ class Cohort:
             check_images: also open every image and mask (catches corrupt files, wrong-size or
                 empty masks); slower.
             source: name used in error reports.
+            read_errors: how ``check_images`` reads rows (default `load_roi`; see
+                `dlradiomics.cohort.validation.validate_rows`).
 
         Returns:
             The cohort; check ``problems`` or call :meth:`raise_for_problems`.
         """
         root_path = Path(os.path.abspath(os.path.expanduser(root)))
-        result = validate_rows(frame, root_path, check_images=check_images)
+        result = validate_rows(frame, root_path, check_images=check_images, read_errors=read_errors)
         return cls(table=result.table, problems=result.problems, rejected=result.rejected, root=root_path, source=source,
                    source_rows=result.rows)
 

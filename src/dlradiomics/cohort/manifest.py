@@ -13,14 +13,15 @@ from dlradiomics.cohort.cohort import Cohort
 from dlradiomics.cohort.columns import KNOWN_COLUMNS, PARSE_PROBLEM_COLUMN, PATH_COLUMNS, REQUIRED_COLUMNS
 from dlradiomics.cohort.labels import LABEL_NAMES
 from dlradiomics.cohort.problems import ManifestError, ManifestProblem
-from dlradiomics.cohort.validation import column_problems, normalise_columns
+from dlradiomics.cohort.validation import ReadErrors, column_problems, normalise_columns
 from dlradiomics.io.atomic import write_csv_atomic, write_yaml_atomic
 from dlradiomics.io.safe_yaml import YamlInputError, load_yaml_text, read_text_file
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-def read_manifest(path: str | os.PathLike[str], *, check_images: bool = False) -> Cohort:
+def read_manifest(path: str | os.PathLike[str], *, check_images: bool = False,
+                  read_errors: ReadErrors | None = None) -> Cohort:
     """Read and validate a manifest file.
 
     Args:
@@ -28,6 +29,9 @@ def read_manifest(path: str | os.PathLike[str], *, check_images: bool = False) -
             ``{rows: [...]}``. Relative image and mask paths are taken from this file's folder.
         check_images: also open every image and mask, reporting unreadable files and
             wrong-size or empty masks as problems (slower).
+        read_errors: how ``check_images`` reads rows (default `load_roi`); a
+            `dlradiomics.cohort.qa.QaCache`'s ``read_errors`` answers from QA findings cached by
+            content, so the QA that follows reads nothing again.
 
     Returns:
         The cohort: good rows in ``table``, the rest in ``rejected`` and ``problems``.
@@ -38,7 +42,8 @@ def read_manifest(path: str | os.PathLike[str], *, check_images: bool = False) -
     """
     path = Path(path)
     frame = read_manifest_table(path)
-    return Cohort.from_table(frame, path.parent, check_images=check_images, source=str(path))
+    return Cohort.from_table(frame, path.parent, check_images=check_images, source=str(path),
+                             read_errors=read_errors)
 
 
 def read_manifest_table(path: str | os.PathLike[str]) -> pd.DataFrame:

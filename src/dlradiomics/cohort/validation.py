@@ -10,6 +10,7 @@ import math
 import os
 import stat
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ from dlradiomics.cohort.labels import ACCEPTED_LABELS, LABEL_NAMES, parse_label
 from dlradiomics.cohort.modalities import canonical_modality, modality_name_problem
 from dlradiomics.cohort.problems import ManifestProblem
 from dlradiomics.io import ImageReadError, file_stem, folder_holds_dicom, load_roi
+
+# Given rows (dicts with image, mask, mask_label, slice): what reading each raises (None where it reads).
+ReadErrors = Callable[[list[dict]], list[ImageReadError | None]]
 
 
 @dataclass
@@ -94,13 +98,18 @@ class _ProblemLog:
         return sorted(self.by_row)
 
 
-def validate_rows(frame: pd.DataFrame, root: Path, *, check_images: bool = False) -> ValidatedRows:
+def validate_rows(frame: pd.DataFrame, root: Path, *, check_images: bool = False,
+                  read_errors: ReadErrors | None = None) -> ValidatedRows:
     """Validate a manifest table.
 
     Args:
         frame: the manifest as read (one row per image).
         root: folder that relative paths are resolved against.
         check_images: also read every good row's image and mask (slow: it opens each file).
+        read_errors: how rows are read when ``check_images`` is set: given row dicts (``image``,
+            ``mask``, ``mask_label``, ``slice``), the `ImageReadError` that `load_roi` raises for each
+            (None where it reads); default: `load_roi` itself. `dlradiomics.cohort.qa.QaCache.read_errors`
+            answers from QA findings cached by the files' content.
 
     Returns:
         Good rows with absolute paths, integer labels and ``roi_id``; rejected rows with a
@@ -141,7 +150,7 @@ def validate_rows(frame: pd.DataFrame, root: Path, *, check_images: bool = False
     _report_duplicates(clean, log)
     _report_label_conflicts(clean, log)
     if check_images:
-        _report_unreadable(clean, log)
+        _report_unreadable(clean, log, read_errors or _load_errors)
     for index, problem in enumerate(parse_problems):
         if problem:
             # The cells of a row that did not split into the header's columns sit under the wrong
@@ -303,20 +312,30 @@ def _report_label_conflicts(clean: pd.DataFrame, log: _ProblemLog) -> None:
                 log.add(index, "label", f"patient has conflicting labels: {summary}")
 
 
-def _report_unreadable(clean: pd.DataFrame, log: _ProblemLog) -> None:
-    for index, row in enumerate(clean.itertuples(index=False)):
-        if index in log.by_row:
-            continue
+def _report_unreadable(clean: pd.DataFrame, log: _ProblemLog, read_errors: ReadErrors) -> None:
+    indices = [index for index in range(len(clean)) if index not in log.by_row]
+    rows = clean.iloc[indices].to_dict("records")
+    for index, row, error in zip(indices, rows, read_errors(rows)):
+        if error is not None:
+            column = "mask" if os.path.normpath(error.path) == os.path.normpath(row["mask"]) else "image"
+            log.add(index, column, str(error))
+
+
+def _load_errors(rows: list[dict]) -> list[ImageReadError | None]:
+    """What `load_roi` raises for each row (None where it reads)."""
+    errors: list[ImageReadError | None] = []
+    for row in rows:
         try:
             load_roi(
-                row.image,
-                row.mask,
-                mask_label=None if pd.isna(row.mask_label) else int(row.mask_label),
-                slice_index=None if pd.isna(row.slice) else int(row.slice),
+                row["image"],
+                row["mask"],
+                mask_label=None if pd.isna(row["mask_label"]) else int(row["mask_label"]),
+                slice_index=None if pd.isna(row["slice"]) else int(row["slice"]),
             )
+            errors.append(None)
         except ImageReadError as error:
-            column = "mask" if os.path.normpath(error.path) == os.path.normpath(row.mask) else "image"
-            log.add(index, column, str(error))
+            errors.append(error)
+    return errors
 
 
 def _roi_ids(table: pd.DataFrame) -> list[str]:

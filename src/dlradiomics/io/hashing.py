@@ -69,6 +69,14 @@ class FileHashCache:
 
     Several processes may share one cache file: each reads it, and :meth:`save` replaces it
     atomically, so the worst a race can do is forget some hashes, which are then recomputed.
+
+    What it promises (the rule of git's index and of make): the hash it returns is that of the
+    file's bytes unless the file was rewritten keeping its size, its inode and its modification
+    time to the nanosecond *after* that time was at least two seconds old when the file was hashed.
+    Ordinary writes, copies and restores change the modification time; a file rewritten within
+    the same timestamp tick as it was hashed is covered by never remembering the hash of a file
+    modified in the last two seconds. A tool that writes a file and then sets its modification
+    time back to the old value defeats it (delete the cache file to hash everything again).
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None):

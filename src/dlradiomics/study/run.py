@@ -121,7 +121,8 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
         with timer.stage("cohort and QA"):
             cohort_stage = load_cohort(settings, progress=progress)
             write_provenance(run, settings.to_yaml_dict(), cohort_stage.table, settings.cohort.manifest,
-                             versions=versions)
+                             versions=versions, hashes=cohort_stage.file_hashes)
+            cohort_stage.file_hashes.save()
             write_csv_atomic(cohort_stage.qa_table, run.root / "qa.csv")
         radiomics_params = settings.radiomics.parameter_mapping()
         params_file = run.root / "radiomics_params.yaml"

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from dlradiomics.io import sha256_file
+from dlradiomics.io import FileHashCache, sha256_file
 from dlradiomics.io.atomic import write_csv_atomic, write_json_atomic, write_text_atomic, write_yaml_atomic
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -169,8 +169,14 @@ def point_latest_at(run: RunFolder) -> Path:
 
 
 def write_provenance(run: RunFolder, settings: dict, cohort_table: pd.DataFrame, manifest_path: Path, *,
-                     versions: dict[str, str]) -> None:
+                     versions: dict[str, str], hashes: FileHashCache | None = None) -> None:
     """Write settings.yaml, versions.json and input_hashes.csv into the run folder.
+
+    ``input_hashes.csv`` holds the SHA-256 of the bytes of the manifest and of every image and
+    mask. Images and masks are hashed through ``hashes``, which re-reads a file only when its size,
+    modification time or inode changed since it last hashed it (a file rewritten in place within
+    one timestamp tick of being hashed is never remembered, see `dlradiomics.io.FileHashCache`);
+    the manifest is always hashed afresh.
 
     Args:
         run: the run folder.
@@ -179,13 +185,16 @@ def write_provenance(run: RunFolder, settings: dict, cohort_table: pd.DataFrame,
         manifest_path: the manifest file.
         versions: the library versions of the run (`dlradiomics.versions.library_versions`); the
             platform is added here.
+        hashes: the file hash cache to hash images and masks through (default: an empty one, kept
+            in memory: every file is hashed; a file that appears twice, once).
     """
+    hashes = hashes if hashes is not None else FileHashCache()
     write_yaml_atomic(run.root / "settings.yaml", settings)
     write_json_atomic(run.root / "versions.json", {**versions, "platform": platform.platform()})
     rows = [{"roi_id": "(manifest)", "file": str(manifest_path), "sha256": sha256_file(manifest_path)}]
-    for _, row in cohort_table.iterrows():
-        for column in ("image", "mask"):
-            rows.append({"roi_id": row["roi_id"], "file": str(row[column]), "sha256": sha256_file(row[column])})
+    for roi_id, image, mask in zip(cohort_table["roi_id"], cohort_table["image"], cohort_table["mask"]):
+        for file in (image, mask):
+            rows.append({"roi_id": roi_id, "file": str(file), "sha256": hashes.sha256(file)})
     write_csv_atomic(pd.DataFrame(rows), run.root / "input_hashes.csv")
 
 

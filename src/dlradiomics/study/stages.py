@@ -14,7 +14,8 @@ from sklearn.base import BaseEstimator, clone
 
 from dlradiomics.bundle import classes_beyond_allowlist, save_bundle
 from dlradiomics.cohort import Cohort, read_manifest
-from dlradiomics.cohort.qa import QaSummary, run_qa
+from dlradiomics.cohort.qa import QaCache, QaSummary, run_qa
+from dlradiomics.cohort.qa.cache import QA_NAMESPACE
 from dlradiomics.evaluation import (
     GridResult,
     RepeatedPatientKFold,
@@ -49,8 +50,9 @@ from dlradiomics.models import (
     describe_step,
     model_terms,
 )
+from dlradiomics.io import FileHashCache
 from dlradiomics.progress import Progress
-from dlradiomics.store import FeatureStore
+from dlradiomics.store import FILE_HASHES, FeatureStore
 from dlradiomics.study.accounting import unused_rows
 from dlradiomics.study.clinical import ClinicalSpec
 from dlradiomics.study.features import FeatureTables, model_table_for
@@ -85,6 +87,8 @@ class CohortStage:
             (`dlradiomics.study.accounting.UNUSED_COLUMNS`).
         duplicates: duplicate image pairs across patients among the study's rows (only when the
             study allows them; otherwise they stop it).
+        file_hashes: the store's file hash cache, every image and mask of the cohort hashed (for
+            the run's provenance; its caller saves it).
     """
 
     cohort: Cohort
@@ -93,6 +97,7 @@ class CohortStage:
     qa_summary: QaSummary
     unused: pd.DataFrame = field(default_factory=pd.DataFrame)
     duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)
+    file_hashes: FileHashCache = field(default_factory=FileHashCache)
 
 
 @dataclass
@@ -118,12 +123,32 @@ class FinalModel:
 def load_cohort(settings: StudySettings, *, progress: bool = False) -> CohortStage:
     """Read and check the manifest, keep the study's modalities (and views), and run QA (`progress`: show its count).
 
+    Each image and mask is read once, for the manifest's readability check and QA together, and
+    only when its findings are not in the store's ``qa`` namespace under the files' content
+    (`dlradiomics.cohort.qa.QaCache`): a re-run with unchanged files opens no image.
+
     Raises:
         PreflightError: when, once the images are opened, a modality has no usable row left or the
             folds no longer fit the classes.
         DuplicateImagesError: the same image under two patients, in a study that does not allow it.
     """
-    cohort = read_manifest(settings.cohort.manifest, check_images=True)
+    store = FeatureStore(settings.store)
+    hashes = FileHashCache(Path(settings.store) / FILE_HASHES)
+    qa_cache = QaCache(store, hashes, n_jobs=settings.n_jobs, progress=progress)
+    try:
+        cohort = read_manifest(settings.cohort.manifest, check_images=True, read_errors=qa_cache.read_errors)
+        stage = _checked_cohort(settings, cohort, qa_cache)
+    finally:
+        store.close()
+        store.consolidate(QA_NAMESPACE)
+    logger.info("QA: %d images checked, %d findings from the store (files unchanged)", qa_cache.n_computed,
+                qa_cache.n_reused)
+    stage.file_hashes = hashes
+    return stage
+
+
+def _checked_cohort(settings: StudySettings, cohort: Cohort, qa_cache: QaCache) -> CohortStage:
+    """The study's rows of a read cohort, checked, with QA (through `qa_cache`) and unused rows."""
     for problem in cohort.problems:
         logger.warning("manifest problem (row left out): %s", problem)
     # Opening the images may have rejected more rows than the preflight saw: check again.
@@ -135,7 +160,7 @@ def load_cohort(settings: StudySettings, *, progress: bool = False) -> CohortSta
     for record in unused[unused["stage"].isin(["modality", "view"])].itertuples():
         logger.warning("row %s (%s) left out: %s", record.row, record.roi_id, record.reason)
     qa_table, qa_summary = run_qa(cohort, near_duplicate_distance=settings.qa.near_duplicate_distance,
-                                   progress=progress)
+                                   cache=qa_cache)
     duplicates = duplicate_pairs_across_patients(qa_summary, table["roi_id"])
     check_duplicates(duplicates, allowed=settings.qa.allow_duplicates, distance=settings.qa.near_duplicate_distance)
     if len(duplicates):

@@ -14,12 +14,13 @@ from __future__ import annotations
 import pandas as pd
 
 from dlradiomics.cohort.cohort import Cohort
+from dlradiomics.cohort.qa.cache import QaCache
 from dlradiomics.cohort.qa.checks import QA_COLUMNS, check_rows
 from dlradiomics.cohort.qa.duplicates import duplicate_pairs, flag_duplicates
 from dlradiomics.cohort.qa.flags import QA_FLAGS, flag_column
 from dlradiomics.cohort.qa.summary import QaSummary, write_qa_report
 
-__all__ = ["QA_FLAGS", "QaSummary", "flag_column", "run_qa", "write_qa_report"]
+__all__ = ["QA_FLAGS", "QaCache", "QaSummary", "flag_column", "run_qa", "write_qa_report"]
 
 
 def run_qa(
@@ -29,6 +30,7 @@ def run_qa(
     near_duplicate_distance: int = 4,
     n_jobs: int = 1,
     progress: bool = False,
+    cache: QaCache | None = None,
 ) -> tuple[pd.DataFrame, QaSummary]:
     """Check every row of a cohort.
 
@@ -40,6 +42,9 @@ def run_qa(
             images count as near-duplicates; 0 keeps only perceptually identical images.
         n_jobs: worker processes for the per-image checks (1 = in this process).
         progress: show the count of images checked and the time left.
+        cache: per-row findings cached by content (`QaCache`, which then holds the tiny-mask
+            setting, the workers and the progress display); only rows whose files, row settings or
+            check changed are read. Duplicates are always found afresh.
 
     Returns:
         The per-row table (one row per cohort row: sizes, lesion area, components, intensity
@@ -48,7 +53,12 @@ def run_qa(
     """
     if isinstance(cohort, pd.DataFrame):
         cohort = Cohort.from_table(cohort)
-    records = check_rows(cohort.table.to_dict("records"), tiny_mask_pixels, n_jobs, progress=progress)
+    rows = cohort.table.to_dict("records")
+    if cache is not None:
+        tiny_mask_pixels = cache.tiny_mask_pixels
+        records = cache.records(rows)
+    else:
+        records = check_rows(rows, tiny_mask_pixels, n_jobs, progress=progress)
     table = pd.DataFrame.from_records(records, columns=QA_COLUMNS)
     # 64-bit hashes kept as Python ints: a pandas column with gaps would turn them into lossy floats.
     table["phash"] = pd.Series([record["phash"] for record in records], dtype=object)

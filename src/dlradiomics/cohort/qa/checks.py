@@ -21,6 +21,12 @@ QA_COLUMNS = [
     "exact_duplicates", "near_duplicates", "flags", "error",
 ]  # fmt: skip
 
+# Fields a record carries beside the QA_COLUMNS, for a cache to answer `load_roi`'s question (see
+# `dlradiomics.cohort.qa.cache`): the first error reading the row raised, as ``(path, problem, kind)``,
+# and whether the check failed on something that is not an `ImageReadError`.
+READ_ERROR_FIELD = "_read_error"
+UNEXPECTED_FIELD = "_unexpected"
+
 _READ_ERROR_FLAGS = {"size_mismatch", "geometry_mismatch", "empty_mask", "label_missing", "bad_slice", "mask_is_image",
                      "swapped_image_mask",
                      "full_frame_mask", "inverted_mask", "non_finite_pixels"}
@@ -58,15 +64,25 @@ def check_rows(rows: list[dict], tiny_mask_pixels: int, n_jobs: int, *, progress
 def _check_row(row: dict, tiny_mask_pixels: int) -> dict:
     record = {column: row.get(column) for column in ("roi_id", "patient_id", "modality", "label", "image", "mask")}
     record.update(flags=[], error=None, phash=None, pixel_sha256=None, exact_duplicates="", near_duplicates="")
+    record.update({READ_ERROR_FIELD: None, UNEXPECTED_FIELD: False})
     try:
         _check_files(row, record, tiny_mask_pixels)
     except ImageReadError as error:
         record["flags"].append(error.kind if error.kind in _READ_ERROR_FLAGS else "qa_error")
         record["error"] = str(error)
+        _note_read_error(record, error)
     except Exception as error:  # QA reports a broken case, whatever broke; it never stops the run
         record["flags"].append("qa_error")
         record["error"] = f"{type(error).__name__}: {error}"
+        record[UNEXPECTED_FIELD] = True
     return record
+
+
+def _note_read_error(record: dict, error: ImageReadError) -> None:
+    """Keep the first error reading the row raised: the one `load_roi` would have raised (it reads the
+    image, then the mask, then makes the ROI, in the order `_check_files` does)."""
+    if record[READ_ERROR_FIELD] is None:
+        record[READ_ERROR_FIELD] = (error.path, error.problem, error.kind)
 
 
 def _check_files(row: dict, record: dict, tiny_mask_pixels: int) -> None:
@@ -127,6 +143,7 @@ def _read_or_flag(path, record: dict, flag: str, *, as_labels: bool, reference=N
     except ImageReadError as error:
         record["flags"].append(flag)
         record["error"] = "; ".join(filter(None, [record["error"], str(error)]))
+        _note_read_error(record, error)
         return None
 
 
