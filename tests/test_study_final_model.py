@@ -54,3 +54,72 @@ def test_an_own_classifier_chosen_by_the_grid_is_bundled_with_its_import_path(tm
     bundle = load_bundle(final.bundle_path, trusted=recorded["classes"])
     table, _, _ = build_model_table(features.tables, ["US"], ["radiomic"], "image")
     assert bundle.predict_table(table)["probability"].between(0, 1).all()
+
+
+
+def test_the_final_model_is_fitted_once_per_content_of_its_inputs(tmp_path):
+    from roi_files import lesion_image, write_png
+
+    from dlradiomics.io import FileHashCache
+    from dlradiomics.store import FeatureStore
+
+    settings = StudySettings.from_mapping({
+        "cohort": {"manifest": "m.csv"}, "feature_sources": ["radiomic"], "fusion": ["single"],
+        "classifiers": ["logistic"], "cv": {"inner_folds": 2, "seed": 5},
+    })
+    radiomic = make_feature_tables(n_patients=30, modalities=("US",), seed=3)["radiomic"]
+    # Real files: the bundle's intensity profiles read the images, and the key holds their content hashes.
+    for position, row in radiomic.iterrows():
+        image, mask = lesion_image(seed=position)
+        radiomic.loc[position, "image"] = str(write_png(tmp_path / f"{position}.png", image))
+        radiomic.loc[position, "mask"] = str(write_png(tmp_path / f"{position}_mask.png", mask * 255))
+    grid = GridResult(
+        results=pd.DataFrame([{"source": "radiomic", "modalities": "US", "fusion": "single",
+                               "classifier": "logistic", "status": "ok", "inner_auc": 0.8}]),
+        oof=pd.DataFrame(), fold_table=pd.DataFrame())
+    store = FeatureStore(tmp_path / "store")
+
+    def fit(name, table, study=settings):
+        features = FeatureTables(tables={"radiomic": table}, failures=pd.DataFrame(columns=FAILURE_COLUMNS),
+                                 cache_counts={})
+        (tmp_path / name).mkdir()
+        return fit_final_model(study, grid, features, RunFolder(tmp_path / name), radiomics_params={},
+                               gradcam_tensors={}, store=store, file_hashes=FileHashCache())
+
+    def files(final):
+        return {path.name: path.read_bytes() for path in sorted(final.bundle_path.iterdir())}
+
+    first = fit("first", radiomic)
+    second = fit("second", radiomic)
+    assert not first.from_store and second.from_store
+    assert files(second) == files(first)  # the very bundle the first run fitted
+    assert (second.threshold, second.n_patients) == (first.threshold, first.n_patients)
+    pd.testing.assert_frame_equal(second.terms, first.terms, check_dtype=False)
+    load_bundle(second.bundle_path)  # whole, and its files pass the loader's checks
+
+    # One feature value changed: fitted again, and the bundle records the new training range.
+    changed = radiomic.copy()
+    changed.loc[0, "original_firstorder_f0000"] = changed["original_firstorder_f0000"].max() + 100.0
+    third = fit("third", changed)
+    assert not third.from_store
+    ranges = [json.loads(files(final)["bundle.json"])["feature_ranges"] for final in (first, third)]
+    assert ranges[0] != ranges[1]
+    # A bundle setting changed (the threshold rule): fitted again.
+    at_sensitivity = settings.model_copy(update={"threshold": settings.threshold.model_copy(
+        update={"rule": "sensitivity", "value": 0.9})})
+    assert not fit("fourth", radiomic, at_sensitivity).from_store
+    # An image rewritten (the intensity profiles read it): fitted again.
+    image, _ = lesion_image(seed=99)
+    write_png(radiomic.loc[0, "image"], image // 2)
+    assert not fit("fifth", radiomic).from_store
+    assert fit("sixth", radiomic).from_store
+    # The stored entry damaged: fitted again, never a half bundle.
+    for path in (tmp_path / "store" / "final_model").rglob("*.parquet"):
+        frame = pd.read_parquet(path)
+        if "content" in frame:
+            frame["content"] = [b"broken" if name == "model.skops" else content
+                                for name, content in zip(frame["name"], frame["content"])]
+            frame.to_parquet(path, index=False)
+    seventh = fit("seventh", radiomic)
+    assert not seventh.from_store
+    load_bundle(seventh.bundle_path)

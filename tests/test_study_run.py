@@ -115,8 +115,25 @@ def test_rerun_reuses_every_cached_result(tiny_study):
     assert "QA: 18 images checked, 0 findings from the store" in (first.run_dir / "run.log").read_text()
     pd.testing.assert_frame_equal(first.results.reset_index(drop=True), second.results.reset_index(drop=True),
                                   check_dtype=False)
-    for name in ("qa.csv", "input_hashes.csv", "unused_rows.csv", "folds.csv", "oof_predictions.csv"):
+    assert "final model radiomic | US | single | logistic read from the store" in log
+    # Everything the cached run wrote is what the first run wrote (its bundle: the very files the first
+    # run fitted), except the log, the status, and the stage times and run folder the report names.
+    timing = {"run.log", "status.json", "COMPLETE", "report.html", "tables/stage_times.csv", "tables/stage_times.tex"}
+    written = sorted(path.relative_to(first.run_dir).as_posix() for path in first.run_dir.rglob("*") if path.is_file())
+    assert written == sorted(path.relative_to(second.run_dir).as_posix()
+                             for path in second.run_dir.rglob("*") if path.is_file())
+    assert {"qa.csv", "input_hashes.csv", "oof_predictions.csv", "model/model.skops", "model/bundle.json"} <= set(written)
+    for name in set(written) - timing:
         assert (first.run_dir / name).read_bytes() == (second.run_dir / name).read_bytes(), name
+
+    def without_timing(run_dir):
+        html = (run_dir / "report.html").read_text().replace(run_dir.name, "RUN")
+        html = html.replace(" (Grid results were read back from the feature store: inputs unchanged since an "
+                            "earlier run.)", "")
+        start = html.index("Wall and CPU time per stage")
+        return html[:start] + html[html.index("</table>", start):]
+
+    assert without_timing(first.run_dir) == without_timing(second.run_dir)
 
 
 def test_bundle_predicts_like_its_model_on_held_out_patients(tiny_study, tmp_path):

@@ -1,7 +1,7 @@
 """Study results cached in the feature store under a key of everything they depend on.
 
 A re-run whose inputs (feature tables, folds, settings) are unchanged reads the grid's tables back
-instead of recomputing them.
+instead of recomputing them, and the final model's bundle files instead of fitting it again.
 """
 
 from __future__ import annotations
@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from functools import cache
 from hashlib import sha256
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from dlradiomics.bundle.metadata import METADATA_FILE as BUNDLE_METADATA_FILE
+from dlradiomics.io.atomic import write_bytes_atomic
 from dlradiomics.store import FeatureStore, content_key
 
 logger = logging.getLogger(__name__)
@@ -83,3 +87,44 @@ def cached_frames(store: FeatureStore, namespace: str, key_parts: dict[str, Any]
 
 def _key(key_parts: dict[str, Any], name: str) -> str:
     return content_key({**key_parts, "table": name})
+
+
+@cache
+def package_source_fingerprint() -> str:
+    """SHA-256 of the package's Python source files (their paths and bytes): a version of the code itself."""
+    root = Path(__file__).resolve().parent.parent
+    digest = sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def bundle_files_frame(folder: Path) -> pd.DataFrame:
+    """The files of a bundle folder as a table (``name``, ``content``), to keep in the store."""
+    files = sorted(path for path in folder.iterdir() if path.is_file())
+    return pd.DataFrame({"name": [path.name for path in files], "content": [path.read_bytes() for path in files]})
+
+
+def restore_bundle_files(files: pd.DataFrame, folder: Path) -> bool:
+    """Write stored bundle files into ``folder`` (``bundle.json`` last), if they are whole.
+
+    Returns:
+        False, writing nothing, when ``bundle.json`` is missing or does not list exactly the other
+        files with their SHA-256 (a damaged entry: the caller fits again).
+    """
+    contents = {str(name): bytes(content) for name, content in zip(files["name"], files["content"])}
+    metadata = contents.get(BUNDLE_METADATA_FILE)
+    try:
+        recorded = json.loads(metadata)["files"] if metadata is not None else None
+    except (ValueError, KeyError, TypeError):
+        recorded = None
+    others = {name: data for name, data in contents.items() if name != BUNDLE_METADATA_FILE}
+    if not isinstance(recorded, dict) or set(recorded) != set(others) or any(
+            sha256(data).hexdigest() != recorded[name] for name, data in others.items()):
+        logger.warning("final model: the stored bundle of these inputs is damaged; fitting again")
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in others.items():
+        write_bytes_atomic(folder / name, data)
+    write_bytes_atomic(folder / BUNDLE_METADATA_FILE, metadata)
+    return True

@@ -4,8 +4,9 @@ Stages, in order: cohort and QA, provenance, features (through the shared store)
 grid in nested patient-grouped CV, the permuted-label canary, Grad-CAM heads (only when the chosen
 model reads deep features), the final model (the configuration chosen by inner CV, refitted on all
 patients, threshold frozen from inner out-of-fold predictions), what explains it (selection
-frequency, weights, permutation importance, a gallery of right and wrong cases), and the report. Grid and canary results are cached in the store under a
-key of their inputs, so a re-run with unchanged inputs recomputes nothing.
+frequency, weights, permutation importance, a gallery of right and wrong cases), and the report. QA findings, grid and canary results and the
+final model's bundle are cached in the store under a key of their inputs, so a re-run with unchanged
+inputs opens no image and fits nothing.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def run_study(settings: StudySettings, *, progress: bool = True, opening: str | 
         if chosen is not None:
             with timer.stage("final model"):
                 final = fit_final_model(settings, grid, features, run, radiomics_params, gradcam_tensors,
-                                        progress=progress)
+                                        progress=progress, store=store, file_hashes=cohort_stage.file_hashes)
             with timer.stage("explaining the chosen model"):
                 gradcam = ({"tensors": gradcam_tensors, "backbone": settings.deep.backbone,
                             "weights": settings.deep.weights, "weights_dir": settings.deep.weights_dir}

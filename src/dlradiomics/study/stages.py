@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -64,14 +65,24 @@ from dlradiomics.study.preflight import (
     study_rows,
 )
 from dlradiomics.study.qa_gate import check_duplicates, duplicate_pairs_across_patients
-from dlradiomics.study.result_cache import store_frames, stored_frames, table_fingerprint
+from dlradiomics.study.result_cache import (
+    bundle_files_frame,
+    package_source_fingerprint,
+    restore_bundle_files,
+    store_frames,
+    stored_frames,
+    table_fingerprint,
+)
 from dlradiomics.study.run_folder import RunFolder
 from dlradiomics.study.settings import StudySettings
+from dlradiomics.versions import library_versions
 
 logger = logging.getLogger(__name__)
 GRID_TABLES = ["results", "oof", "fold_table", "terms"]
 GRID_NAMESPACE = "grid"
 CANARY_NAMESPACE = "canary"
+FINAL_MODEL_NAMESPACE = "final_model"
+FINAL_MODEL_TABLES = ["bundle_files", "summary", "terms"]
 
 
 @dataclass
@@ -111,6 +122,7 @@ class FinalModel:
         n_patients: patients it was fitted on.
         terms: what the fitted model reads: its selected columns and their weights
             (`dlradiomics.models.model_terms`).
+        from_store: the bundle's files came from the store (an earlier run's fit of the same inputs).
     """
 
     configuration: pd.Series
@@ -118,6 +130,7 @@ class FinalModel:
     threshold: float
     n_patients: int
     terms: pd.DataFrame = field(default_factory=pd.DataFrame)
+    from_store: bool = False
 
 
 def load_cohort(settings: StudySettings, *, progress: bool = False) -> CohortStage:
@@ -353,17 +366,42 @@ def estimator_for(settings: StudySettings, configuration: ModelConfiguration,
 
 def fit_final_model(settings: StudySettings, grid: GridResult, features: FeatureTables, run: RunFolder,
                     radiomics_params: dict, gradcam_tensors: dict[str, np.ndarray], *,
-                    progress: bool = False) -> FinalModel:
+                    progress: bool = False, store: FeatureStore | None = None,
+                    file_hashes: FileHashCache | None = None) -> FinalModel:
     """Refit the configuration chosen by inner CV on all patients and save it as a bundle.
 
     The threshold is frozen from inner out-of-fold predictions on all patients (the same rule as
     inside each outer fold), never from the model's own training predictions. `progress` shows
     the count of fits (the model on all patients, then one per inner fold) and the time left.
+
+    With a ``store`` and the ``file_hashes`` of the cohort's files, the bundle's files are kept in
+    the store's ``final_model`` namespace under a key of everything the fit and the bundle depend
+    on (`final_model_key`): a re-run with the same inputs writes the same files again without
+    fitting (the stored bundle is the one an earlier run fitted on the very same inputs; its files
+    are checked against the SHA-256 digests its ``bundle.json`` records before they are used).
     """
     best = grid.best
     configuration, estimator = chosen_estimator(settings, best, features.clinical)
     kinds = list(configuration.kinds)
     X, y, groups = model_table_for(features.tables, list(configuration.modalities), kinds)
+    # Grad-CAM heads travel only with models that use deep features: overlays of a head that takes
+    # no part in a radiomic model's prediction would explain a different model.
+    tensors = {name: value for name, value in gradcam_tensors.items()
+               if name.split(".")[0] in configuration.modalities} if "deep" in kinds else {}
+    key = None
+    if store is not None and file_hashes is not None:
+        try:
+            key = final_model_key(settings, configuration, features, X, y, groups, radiomics_params, tensors,
+                                  file_hashes)
+        except OSError as error:  # an image that cannot be hashed: its content is unknown, nothing is cached
+            logger.info("final model: not cached (%s)", error)
+        stored = stored_frames(store, FINAL_MODEL_NAMESPACE, key, FINAL_MODEL_TABLES) if key is not None else None
+        if stored is not None and restore_bundle_files(stored["bundle_files"], run.bundle_dir):
+            summary = stored["summary"].iloc[0]
+            logger.info("final model %s read from the store (inputs unchanged); threshold %.3f; bundle %s",
+                        configuration.label, summary["threshold"], run.bundle_dir)
+            return FinalModel(configuration=best, bundle_path=run.bundle_dir, threshold=float(summary["threshold"]),
+                              n_patients=int(summary["n_patients"]), terms=stored["terms"], from_store=True)
     inner_folds = list(PatientGroupKFold(settings.cv.inner_folds, random_state=settings.cv.seed)
                        .split(X, y, groups.to_numpy()))
     inner_probability = np.full(len(X), np.nan)
@@ -405,10 +443,6 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
         **({"clinical": features.clinical.record()} if CLINICAL_KIND in kinds and features.clinical else {}),
         "trained_on": {"patients": int(X.index.nunique()), "rows": int(len(X)), "study": settings.name},
     }
-    # Grad-CAM heads travel only with models that use deep features: overlays of a head that takes
-    # no part in a radiomic model's prediction would explain a different model.
-    tensors = {name: value for name, value in gradcam_tensors.items()
-               if name.split(".")[0] in configuration.modalities} if "deep" in kinds else {}
     profiles = training_intensity_profiles(features.tables[kinds[0]], list(configuration.modalities))
     path = save_bundle(run.bundle_dir, model, training_table=X, threshold=threshold,
                        modalities=list(configuration.modalities), feature_kinds=kinds, level=configuration.level,
@@ -416,8 +450,14 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
                        trusted=own_classes)
     logger.info("final model %s refitted on %d patients; threshold %.3f; bundle %s", configuration.label,
                 X.index.nunique(), threshold, path)
-    return FinalModel(configuration=best, bundle_path=path, threshold=threshold, n_patients=int(X.index.nunique()),
-                      terms=model_terms(model))
+    final = FinalModel(configuration=best, bundle_path=path, threshold=threshold, n_patients=int(X.index.nunique()),
+                       terms=model_terms(model))
+    if key is not None:
+        store_frames(store, FINAL_MODEL_NAMESPACE, key, {
+            "bundle_files": bundle_files_frame(path),
+            "summary": pd.DataFrame([{"threshold": final.threshold, "n_patients": final.n_patients}]),
+            "terms": final.terms})
+    return final
 
 
 def chosen_estimator(settings: StudySettings, row: pd.Series,
@@ -426,3 +466,39 @@ def chosen_estimator(settings: StudySettings, row: pd.Series,
     configuration = ModelConfiguration(row["source"], tuple(str(row["modalities"]).split("+")), row["fusion"],
                                        row["classifier"])
     return configuration, estimator_for(settings, configuration, clinical)
+
+
+def final_model_key(settings: StudySettings, configuration: ModelConfiguration, features: FeatureTables,
+                    X: pd.DataFrame, y: pd.Series, groups: pd.Series, radiomics_params: dict,
+                    tensors: dict[str, np.ndarray], file_hashes: FileHashCache) -> dict[str, Any]:
+    """Everything the final model's bundle depends on, as plain values (hashed into its store key).
+
+    The modelling table, labels and patient groups; the configuration and every setting that builds
+    its estimator, threshold and bundle (the grid's arguments as `grid_cache_key` renders them, the
+    PyRadiomics settings, backbone, views, clinical encoding, the study's name); the Grad-CAM
+    tensors; the content of every image the intensity profiles may read (their SHA-256); the
+    versions of the libraries; and the package's own source code, so that any change of code
+    fits again.
+    """
+    rows = features.tables[configuration.kinds[0]]
+    return {
+        "configuration": configuration.key(),
+        "arguments": grid_cache_key(grid_arguments(settings, list(settings.cohort.modalities), features.clinical),
+                                    settings),
+        "model_table": table_fingerprint(X),
+        "labels": table_fingerprint(y.to_frame()),
+        "groups": table_fingerprint(groups.to_frame()),
+        "images": table_fingerprint(pd.DataFrame({"roi_id": rows["roi_id"], "modality": rows["modality"],
+                                                  "image": [file_hashes.sha256(path) for path in rows["image"]],
+                                                  "mask": [file_hashes.sha256(path) for path in rows["mask"]]})),
+        "settings": {"radiomics_params": radiomics_params, "backbone": settings.deep.backbone,
+                     "weights": settings.deep.weights, "views": settings.cohort.views, "name": settings.name,
+                     "threshold": settings.threshold.model_dump(),
+                     "clinical": features.clinical.record() if features.clinical is not None else None},
+        "tensors": {name: hashlib.sha256(repr((value.dtype.str, value.shape)).encode()
+                                         + np.ascontiguousarray(value).tobytes()).hexdigest()
+                    for name, value in sorted(tensors.items())},
+        "versions": library_versions(),
+        "code": package_source_fingerprint(),
+    }
+
