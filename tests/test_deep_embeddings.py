@@ -174,3 +174,46 @@ def test_real_bus_bra_rois_embed_without_failures(bus_bra_dir):
     assert features.shape == (4, 1280) and np.isfinite(features).all()
     # Different lesions give different embeddings (a constant output would mean a broken crop).
     assert np.linalg.norm(features[0] - features[2]) > 1e-3 * np.linalg.norm(features[0])
+
+
+def test_backbone_identity_is_what_the_registry_builds():
+    from dlradiomics.features.deep.backbones import _registry
+    from dlradiomics.features.deep.identity import backbone_identity
+    from dlradiomics.features.deep.weights import torchvision_weights_member
+
+    registry = _registry()
+    for name, spec in registry.items():
+        identity = backbone_identity(name, "imagenet")
+        assert (identity.embedding_dim, identity.input_size, identity.mean, identity.std) == (
+            spec.embedding_dim, spec.input_size, spec.mean, spec.std), name
+        if spec.torchvision_imagenet:  # the id create_backbone gives torchvision's checkpoints
+            assert identity.weights_id == f"imagenet-{torchvision_weights_member(name).name.lower()}", name
+    for weights, seed in (("imagenet", 0), (None, 4)):
+        built = create_backbone("efficientnet_lite0", weights, seed=seed)
+        identity = backbone_identity("efficientnet_lite0", weights, seed=seed)
+        assert (built.name, built.weights_id, built.embedding_dim, built.input_size, built.mean, built.std) == (
+            identity.name, identity.weights_id, identity.embedding_dim, identity.input_size, identity.mean,
+            identity.std)
+
+
+def test_a_fully_cached_call_by_name_builds_no_network_and_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    table = _table(tmp_path)
+    store_dir = tmp_path / "store"
+    first = compute_embeddings(table, "efficientnet_lite0", None, store_dir=store_dir, device="cpu")
+    table.to_csv(tmp_path / "table.csv", index=False)
+    # A fresh interpreter, as a re-run of a study starts.
+    script = (
+        "import sys\nimport pandas as pd\nfrom dlradiomics.features.deep.embeddings import compute_embeddings\n"
+        f"result = compute_embeddings(pd.read_csv({str(tmp_path / 'table.csv')!r}), 'efficientnet_lite0', None, "
+        f"store_dir={str(store_dir)!r})\n"
+        f"result.to_parquet({str(tmp_path / 'again.parquet')!r})\n"
+        "print('imported:', sorted(m for m in ('torch', 'torchvision') if m in sys.modules))\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)})
+    assert finished.returncode == 0, finished.stderr
+    assert "imported: []" in finished.stdout
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "again.parquet"), first)

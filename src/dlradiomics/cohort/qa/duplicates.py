@@ -18,6 +18,8 @@ def duplicate_pairs(table: pd.DataFrame, max_distance: int) -> pd.DataFrame:
     """
     pair_rows = []
     hashed = table[table["pixel_sha256"].notna()]
+    # Only hashes that repeat form pairs: grouping the rest (every row of a clean cohort) costs seconds.
+    hashed = hashed[hashed["pixel_sha256"].duplicated(keep=False)]
     for _, group in hashed.groupby("pixel_sha256"):
         indices = list(group.index)
         pair_rows += [(a, b, "exact", 0) for i, a in enumerate(indices) for b in indices[i + 1 :]]

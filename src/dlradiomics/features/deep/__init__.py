@@ -8,23 +8,37 @@ Public API: :func:`create_backbone`, :class:`Backbone`, :func:`roi_crop`, :func:
 :func:`split_backbone`, :func:`grad_cam_roi`, :class:`WeightStore`, :func:`download_weights`.
 """
 
-from dlradiomics.features.defaults import CNN_BASELINES
-from dlradiomics.features.deep.backbones import DEFAULT_BACKBONE, Backbone, available_backbones, create_backbone
-from dlradiomics.features.deep.cnn import CnnClassifier, FineTunedEmbeddings
-from dlradiomics.features.deep.embeddings import compute_embeddings, deep_column_names, embedding_failures
-from dlradiomics.features.deep.gradcam import GradCamResult, grad_cam_roi, lesion_mass_fraction, save_overlay
-from dlradiomics.features.deep.head import EmbeddingHeadClassifier, FrozenBackboneHead, train_head_through_backbone
-from dlradiomics.features.deep.preprocessing import CropSettings, PreparedRoi, prepare_roi, roi_crop, save_crop_png
-from dlradiomics.features.deep.reduction import deep_feature_pipeline
-from dlradiomics.features.deep.stages import backbone_blocks, split_backbone
-from dlradiomics.features.deep.weights import (
-    WEIGHTS_ENV,
-    BackboneWeightsError,
-    WeightStore,
-    add_weights_file,
-    download_weights,
-    downloadable_backbones,
-)
+from importlib import import_module
+from typing import Any
+
+from dlradiomics.features.defaults import CNN_BASELINES, DEFAULT_BACKBONE
+
+# Each public name and the module that holds it, imported on first use: most of them import torch,
+# and a study whose embeddings are all in the store (or a command that reads only the weights
+# store) never needs it.
+_MODULE_OF = {
+    "Backbone": "backbones", "available_backbones": "backbones", "create_backbone": "backbones",
+    "CnnClassifier": "cnn", "FineTunedEmbeddings": "cnn",
+    "compute_embeddings": "embeddings", "deep_column_names": "embeddings", "embedding_failures": "embeddings",
+    "GradCamResult": "gradcam", "grad_cam_roi": "gradcam", "lesion_mass_fraction": "gradcam",
+    "save_overlay": "gradcam",
+    "EmbeddingHeadClassifier": "head", "FrozenBackboneHead": "head", "train_head_through_backbone": "head",
+    "CropSettings": "preprocessing", "PreparedRoi": "preprocessing", "prepare_roi": "preprocessing",
+    "roi_crop": "preprocessing", "save_crop_png": "preprocessing",
+    "deep_feature_pipeline": "reduction",
+    "backbone_blocks": "stages", "split_backbone": "stages",
+    "WEIGHTS_ENV": "weights", "BackboneWeightsError": "weights", "WeightStore": "weights",
+    "add_weights_file": "weights", "download_weights": "weights", "downloadable_backbones": "weights",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CNN_BASELINES",

@@ -13,7 +13,6 @@ initialisation, seeded so that results and cache keys are reproducible).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,14 +22,10 @@ import torch
 from torch import nn
 
 from dlradiomics.features.defaults import DEFAULT_BACKBONE
-from dlradiomics.features.deep.weights import BackboneWeightsError, WeightStore, torchvision_weights_member
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # The TensorFlow EfficientNet-Lite checkpoints were trained on (pixel - 127) / 128, not ImageNet
-# statistics; with these values the converted weights give their most confident ImageNet predictions.
-TF_LITE_MEAN = (127.0 / 255.0,) * 3
-TF_LITE_STD = (128.0 / 255.0,) * 3
+# statistics; with TF_LITE_MEAN/STD the converted weights give their most confident ImageNet predictions.
+from dlradiomics.features.deep.identity import IMAGENET_MEAN, IMAGENET_STD, TF_LITE_MEAN, TF_LITE_STD, sha256_prefix
+from dlradiomics.features.deep.weights import BackboneWeightsError, WeightStore, torchvision_weights_member
 
 
 
@@ -177,14 +172,6 @@ def available_backbones() -> list[str]:
     return sorted(_registry())
 
 
-def _sha256_prefix(path: Path, length: int = 12) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:length]
-
-
 def _load_torchvision_imagenet_state(name: str, weights_dir: str | os.PathLike[str] | None) -> dict[str, torch.Tensor]:
     # Only a file whose SHA-256 matches the one recorded when it was stored is loaded; nothing is
     # downloaded here (see dlradiomics.features.deep.weights and `dlradiomics weights download`).
@@ -289,7 +276,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | os.PathLike[str
         path = Path(weights).expanduser().resolve()
         state = _load_state_file(path)
         _load_into(model, state, spec, name, str(path))
-        weights_id = f"file-{_sha256_prefix(path)}"
+        weights_id = f"file-{sha256_prefix(path)}"
 
     spec.strip_classifier(model)
     model.eval()

@@ -18,18 +18,24 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
-from dlradiomics.features.deep.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
+from dlradiomics.features.defaults import DEFAULT_BACKBONE
+from dlradiomics.features.deep.identity import BackboneIdentity, backbone_identity
 from dlradiomics.features.deep.preprocessing import CropSettings, DEFAULT_MARGIN, PreparedRoi, prepare_roi, save_crop_png
 from dlradiomics.io import FileHashCache
 from dlradiomics.io.atomic import write_csv_atomic, write_json_atomic, write_parquet_atomic
 from dlradiomics.progress import Progress
 from dlradiomics.schema import FAILURE_COLUMNS, META_COLUMNS
 from dlradiomics.store import FeatureStore, content_key
+
+if TYPE_CHECKING:
+    import torch
+
+    from dlradiomics.features.deep.backbones import Backbone
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +55,12 @@ def deep_column_names(embedding_dim: int) -> list[str]:
 
 def default_device() -> torch.device:
     """The first CUDA device when there is one, else the CPU."""
+    import torch  # here, not at the top: a fully cached run never imports torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def embedding_namespace(backbone: Backbone) -> str:
+def embedding_namespace(backbone: Backbone | BackboneIdentity) -> str:
     """Store namespace of a backbone's embeddings: ``deep/{backbone}/{weights_id}``."""
     return f"deep/{backbone.name}/{backbone.weights_id}"
 
@@ -119,13 +127,13 @@ def roi_identity(row: pd.Series, file_hashes: dict[str, str] | FileHashCache) ->
     }
 
 
-def roi_cache_key(row: pd.Series, backbone: Backbone, settings: CropSettings,
+def roi_cache_key(row: pd.Series, backbone: Backbone | BackboneIdentity, settings: CropSettings,
                   file_hashes: dict[str, str] | FileHashCache) -> str:
     """The content key of one ROI's embedding: files' hashes, slice/label choice, network, settings.
 
     Args:
         row: one cohort row (``image``, ``mask``, optional ``mask_label``, ``slice``).
-        backbone: the backbone that embeds it.
+        backbone: the backbone that embeds it (or its `BackboneIdentity`: the same key).
         settings: the crop settings.
         file_hashes: a :class:`~dlradiomics.io.FileHashCache` or a dict memo (see :func:`roi_identity`).
 
@@ -161,6 +169,8 @@ def embed_batch(backbone: Backbone, batch: torch.Tensor, device: torch.device, c
     Returns:
         ``(N, embedding_dim)`` float32 array.
     """
+    import torch  # here, not at the top: a fully cached run never imports torch
+
     batch = batch.to(device, non_blocking=True)
     if channels_last:
         batch = batch.contiguous(memory_format=torch.channels_last)
@@ -212,13 +222,13 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
     from dlradiomics.cohort.cohort import cohort_table
 
     table = cohort_table(cohort, META_COLUMNS)
-    if isinstance(backbone, str):
-        backbone = create_backbone(backbone, weights, seed=seed, weights_dir=weights_dir)
+    # A name is built into a network only when an ROI is not in the store: the store keys need only
+    # the backbone's identity, known without torch.
+    identity = backbone_identity(backbone, weights, seed=seed) if isinstance(backbone, str) else backbone
     settings = CropSettings(margin=margin)
-    device = torch.device(device) if device is not None else default_device()
     store = FeatureStore(store_dir) if store_dir is not None else None
-    namespace = embedding_namespace(backbone)
-    columns = deep_column_names(backbone.embedding_dim)
+    namespace = embedding_namespace(identity)
+    columns = deep_column_names(identity.embedding_dim)
 
     embeddings: dict[int, np.ndarray] = {}
     failures: list[dict[str, object]] = []
@@ -227,7 +237,7 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
     keys: dict[int, str] = {}
     for position, row in table.iterrows():
         try:
-            keys[position] = roi_cache_key(row, backbone, settings, hashes)
+            keys[position] = roi_cache_key(row, identity, settings, hashes)
         except OSError as error:
             failures.append(_failure(row, "read", f"cannot hash input file: {error}"))
     hashes.save()
@@ -240,11 +250,15 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
 
     try:
         if pending:
+            import torch  # here, not at the top: a fully cached run never imports torch
+
+            built = _built(backbone, identity, weights, seed=seed, weights_dir=weights_dir)
+            device = torch.device(device) if device is not None else default_device()
             logger.info("embedding %d of %d ROIs with %s (%s) on %s", len(pending), len(table),
-                        backbone.name, backbone.weights_id, device)
+                        built.name, built.weights_id, device)
             with Progress(len(table), "embedding", unit="ROI", initial=len(table) - len(pending),
                           enabled=progress) as bar:
-                computed, failed = _embed_pending(pending, backbone, settings, store, batch_size=batch_size,
+                computed, failed = _embed_pending(pending, built, settings, store, batch_size=batch_size,
                                                   device=device, channels_last=channels_last, crops_dir=crops_dir,
                                                   bar=bar)
             embeddings.update(computed)
@@ -263,10 +277,28 @@ def compute_embeddings(cohort, backbone: str | Backbone = DEFAULT_BACKBONE,
     matrix = np.vstack([embeddings[position] for position in done]) if done else np.empty((0, len(columns)), np.float32)
     result = pd.concat([meta, pd.DataFrame(matrix, columns=columns)], axis=1)
     result.attrs["failures"] = failures
-    result.attrs["backbone"] = backbone.name
-    result.attrs["weights_id"] = backbone.weights_id
+    result.attrs["backbone"] = identity.name
+    result.attrs["weights_id"] = identity.weights_id
     result.attrs["preprocessing"] = settings.as_dict()
     return result
+
+
+def _built(backbone: str | Backbone, identity: Backbone | BackboneIdentity, weights, *, seed: int,
+           weights_dir: str | os.PathLike[str] | None) -> Backbone:
+    """The network itself: ``backbone`` when it is built, else the registry's, which must have the identity
+    the store keys were made with."""
+    if not isinstance(backbone, str):
+        return backbone
+    from dlradiomics.features.deep.backbones import create_backbone
+
+    built = create_backbone(backbone, weights, seed=seed, weights_dir=weights_dir)
+    made = (built.name, built.weights_id, built.embedding_dim, built.input_size, tuple(built.mean), tuple(built.std))
+    expected = (identity.name, identity.weights_id, identity.embedding_dim, identity.input_size,
+                tuple(identity.mean), tuple(identity.std))
+    if made != expected:  # a registry change not mirrored in identity.py: never store under a wrong key
+        raise RuntimeError(f"backbone {backbone!r} built as {made}, but its identity says {expected}; "
+                           "update dlradiomics.features.deep.identity")
+    return built
 
 
 def _stored_embeddings(store: FeatureStore, namespace: str, keys: set[str]) -> tuple[dict[str, np.ndarray], int]:
@@ -301,6 +333,8 @@ def _embed_pending(pending: list[_RoiRequest], backbone: Backbone, settings: Cro
     namespace = embedding_namespace(backbone)
     embeddings: dict[int, np.ndarray] = {}
     failures: list[dict[str, object]] = []
+    import torch  # here, not at the top: a fully cached run never imports torch
+
     model = backbone.model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -347,6 +381,7 @@ def write_embeddings(result: pd.DataFrame, out_dir: str | os.PathLike[str]) -> d
         Paths by kind: ``embeddings`` (``deep_{backbone}.parquet``), ``failures`` (CSV) and
         ``provenance`` (JSON: backbone, weights, preprocessing, library versions).
     """
+    import torch
     import torchvision
 
     out = Path(out_dir)

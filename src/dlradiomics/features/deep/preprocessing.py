@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as functional
 
 from dlradiomics.io.atomic import write_png_atomic
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MARGIN = 0.1
 
@@ -126,6 +128,11 @@ def prepare_roi(image: np.ndarray, mask: np.ndarray, *, input_size: int, mean: t
     Returns:
         The network input, the resized 0-1 crop and the resized mask.
     """
+    # Here, not at the top: torch is imported only where a network input is made, so a fully cached
+    # embedding run (its crop settings are part of every key) never imports it.
+    import torch
+    import torch.nn.functional as functional
+
     image_crop, mask_crop = roi_crop(np.asarray(image), np.asarray(mask), settings.margin)
     unit = torch.from_numpy(_scale_to_unit(image_crop))[None, None]
     resized = functional.interpolate(unit, size=(input_size, input_size), mode="bilinear",
