@@ -116,6 +116,8 @@ def test_rerun_reuses_every_cached_result(tiny_study):
     pd.testing.assert_frame_equal(first.results.reset_index(drop=True), second.results.reset_index(drop=True),
                                   check_dtype=False)
     assert "final model radiomic | US | single | logistic read from the store" in log
+    assert "Its files were read back from the feature store" in (second.run_dir / "report.html").read_text()
+    assert "Its files were read back from the feature store" not in (first.run_dir / "report.html").read_text()
     # Everything the cached run wrote is what the first run wrote (its bundle: the very files the first
     # run fitted), except the log, the status, and the stage times and run folder the report names.
     timing = {"run.log", "status.json", "COMPLETE", "report.html", "tables/stage_times.csv", "tables/stage_times.tex"}
@@ -130,6 +132,8 @@ def test_rerun_reuses_every_cached_result(tiny_study):
         html = (run_dir / "report.html").read_text().replace(run_dir.name, "RUN")
         html = html.replace(" (Grid results were read back from the feature store: inputs unchanged since an "
                             "earlier run.)", "")
+        html = html.replace(" (Its files were read back from the feature store: an earlier run fitted it on the same "
+                            "inputs.)", "")
         start = html.index("Wall and CPU time per stage")
         return html[:start] + html[html.index("</table>", start):]
 

@@ -83,7 +83,7 @@ class StudyReportInputs:
         features: the feature tables (`failures`).
         grid: the experiment grid's result.
         canary: the grid on permuted labels, or None when not run.
-        final: the final model (`n_patients`, `threshold`, `bundle_path`), or None when no
+        final: the final model (`n_patients`, `threshold`, `bundle_path`, `from_store`), or None when no
             configuration completed.
         opening: a caveat the reader must see first (the study's `report.note`).
         versions: library versions of the run, by package (as in the run's versions.json).
@@ -473,7 +473,9 @@ def chosen_model_section(inputs: StudyReportInputs) -> ReportSection:
     if final is not None:
         paragraphs.append(f"Refitted on all {final.n_patients} patients, with threshold {final.threshold:.3f} frozen "
                           f"from inner out-of-fold predictions; saved as the bundle {Path(final.bundle_path).name}/ "
-                          "(use `dlradiomics predict`).")
+                          "(use `dlradiomics predict`)." +
+                          (" (Its files were read back from the feature store: an earlier run fitted it on the same "
+                           "inputs.)" if getattr(final, "from_store", False) else ""))
     slope_text = "; ".join(f"{row['configuration']}: slope {row['slope']:.2f}, intercept {row['intercept']:.2f}"
                            for row in calibration_rows if row["note"] == "")
     figures = [ReportFigure("Confusion matrix of the chosen model: out-of-fold predictions at each fold's frozen "
