@@ -177,6 +177,31 @@ def test_pipelines_share_steps_only_inside_sharing_fits(tables):
     np.testing.assert_array_equal(plain.predict_proba(X), knn.predict_proba(X))
 
 
+def test_label_free_steps_fitted_on_values_are_the_steps_scikit_learn_fits(tables):
+    # Image level (a patient's rows share an index value), NaN to impute, float32 deep columns beside
+    # float64 radiomic ones: the shared pipeline fits label-free steps on the table's values.
+    X, y, _ = build_model_table(tables, ["US"], ["radiomic", "deep"], "image")
+    X = X.astype({column: np.float32 for column in X.columns if ".deep__" in column})
+    X = X.mask(np.random.default_rng(2).random(X.shape) < 0.05)
+    X.index = pd.Index([f"P{row // 2:03d}" for row in range(len(X))], name="patient_id")
+    train, test = X.iloc[: len(X) * 2 // 3], X.iloc[len(X) * 2 // 3:]
+    labels = y.to_numpy()[: len(train)]
+    plain = make_pipeline("logistic", (MannWhitneyStep(0.2), PCAStep(4))).fit(train, labels)
+    with sharing_fits(FitCache()):
+        shared = make_pipeline("logistic", (MannWhitneyStep(0.2), PCAStep(4))).fit(train, labels)
+    plain_output, shared_output = test, test
+    for (name, plain_step), (_, shared_step) in zip(plain.steps[:-1], shared.steps[:-1]):
+        for attribute in ("feature_names_in_", "n_features_in_", "_sklearn_output_config"):
+            np.testing.assert_equal(getattr(shared_step, attribute), getattr(plain_step, attribute), err_msg=name)
+        plain_output, shared_output = plain_step.transform(plain_output), shared_step.transform(shared_output)
+        pd.testing.assert_frame_equal(shared_output, plain_output, check_exact=True, obj=name)
+    pd.testing.assert_frame_equal(shared[:-1].transform(test), plain[:-1].transform(test), check_exact=True)
+    np.testing.assert_array_equal(shared.predict_proba(test), plain.predict_proba(test))
+    # Columns in another order are not the fitted columns: scikit-learn's own check answers.
+    with pytest.raises(ValueError, match="feature names"):
+        shared.predict_proba(test[test.columns[::-1]])
+
+
 def test_plan_covers_every_configuration_fold_and_world_once():
     configurations = [ModelConfiguration(source, ("US",), "single" if source != "dlr" else "ensemble", classifier)
                       for source in ("radiomic", "deep", "dlr") for classifier in ("logistic", "rf", "svm")]

@@ -150,3 +150,19 @@ def test_lasso_one_standard_error_rule_is_at_least_as_sparse_as_the_best_penalty
     assert 1e-3 <= sparse.C_ <= 3.0
     with pytest.raises(ValueError, match="penalty_rule"):
         LassoSelector(penalty_rule="aic").fit(X, y)
+
+
+def test_lasso_scores_its_penalty_path_by_the_roc_auc_of_each_inner_fold():
+    from sklearn.metrics import get_scorer
+
+    from dlradiomics.models.selectors import _inner_fold_auc
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        X = rng.normal(size=(40, 5)).round(1)  # rounded: tied scores
+        y = rng.integers(0, 2, 40)
+        model = LogisticRegression().fit(rng.normal(size=(30, 5)), rng.integers(0, 2, 30))
+        model.coef_[0, 3] = 0.0
+        assert _inner_fold_auc(model, X, y) == pytest.approx(get_scorer("roc_auc")(model, X, y), abs=1e-12)
+    model.coef_[:] = 0.0  # every coefficient zeroed by the penalty: all scores tied
+    assert _inner_fold_auc(model, X, y) == 0.5

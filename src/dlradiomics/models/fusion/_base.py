@@ -106,8 +106,18 @@ def block_presence(X: pd.DataFrame, blocks: dict[str, list[str]]) -> pd.DataFram
     The clinical block is always present: its missing values are imputed and flagged by its
     encoder (`dlradiomics.models.clinical.ClinicalEncoder`), never a reason to drop a patient.
     """
+    # One pass over the values with positional columns: selecting a 1,280-column block by name
+    # from a pandas table costs more than testing its values.
+    present = X.notna().to_numpy()
+
+    def positions(columns: list[str]) -> np.ndarray:
+        found = X.columns.get_indexer_for(columns)
+        if (found < 0).any():
+            raise KeyError(f"columns {[c for c, p in zip(columns, found) if p < 0][:5]} are not in the table")
+        return found
+
     return pd.DataFrame(
-        {block: (np.ones(len(X), dtype=bool) if block == CLINICAL_BLOCK else X[columns].notna().any(axis=1).to_numpy())
+        {block: (np.ones(len(X), dtype=bool) if block == CLINICAL_BLOCK else present[:, positions(columns)].any(axis=1))
          for block, columns in blocks.items()},
         index=X.index,
     )
@@ -299,7 +309,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 
 def _check_numeric_columns(X, estimator_name: str) -> None:
     if isinstance(X, pd.DataFrame):
-        non_numeric = [column for column in X.columns if not pd.api.types.is_numeric_dtype(X[column])]
+        # One test per distinct dtype, not per column (a deep block has 1,280 float columns).
+        numeric = {dtype: pd.api.types.is_numeric_dtype(dtype) for dtype in set(X.dtypes)}
+        non_numeric = [column for column, dtype in zip(X.columns, X.dtypes) if not numeric[dtype]]
         if non_numeric:
             raise ValueError(f"{estimator_name}: feature column(s) {non_numeric[:3]} are not numeric")
 
