@@ -123,3 +123,40 @@ def test_the_final_model_is_fitted_once_per_content_of_its_inputs(tmp_path):
     seventh = fit("seventh", radiomic)
     assert not seventh.from_store
     load_bundle(seventh.bundle_path)
+
+def test_the_final_threshold_comes_from_plain_inner_fold_fits(tmp_path):
+    # The inner-fold models behind the frozen threshold share fits as the grid's do; the threshold
+    # must be the one plain scikit-learn fits of the same estimator on the same folds give.
+    import numpy as np
+    from sklearn.base import clone
+
+    from dlradiomics.evaluation import choose_threshold
+    from dlradiomics.models import ModelConfiguration, PatientGroupKFold, aggregate_by_patient
+    from dlradiomics.study.features import model_table_for
+    from dlradiomics.study.stages import estimator_for
+
+    settings = StudySettings.from_mapping({
+        "cohort": {"manifest": "m.csv"}, "feature_sources": ["dlr"], "fusion": ["ensemble"],
+        "classifiers": ["logistic"], "cv": {"inner_folds": 3, "seed": 2}, "deep": {"pca_components": 4},
+        "dlr": {"deep_components": 3, "radiomic_components": 3},
+    })
+    tables = make_feature_tables(n_patients=36, modalities=("US",), seed=8, missing_fraction=0.1)
+    grid = GridResult(
+        results=pd.DataFrame([{"source": "dlr", "modalities": "US", "fusion": "ensemble", "classifier": "logistic",
+                               "status": "ok", "inner_auc": 0.9}]),
+        oof=pd.DataFrame(), fold_table=pd.DataFrame())
+    features = FeatureTables(tables=tables, failures=pd.DataFrame(columns=FAILURE_COLUMNS), cache_counts={})
+    (tmp_path / "run").mkdir()
+    final = fit_final_model(settings, grid, features, RunFolder(tmp_path / "run"), radiomics_params={},
+                            gradcam_tensors={})
+
+    configuration = ModelConfiguration("dlr", ("US",), "ensemble", "logistic")
+    X, y, groups = model_table_for(tables, ["US"], list(configuration.kinds))
+    estimator = estimator_for(settings, configuration)
+    probability = np.full(len(X), np.nan)
+    for train, test in PatientGroupKFold(3, random_state=2).split(X, y, groups.to_numpy()):
+        probability[test] = clone(estimator).fit(X.iloc[train], y.iloc[train]).predict_proba(X.iloc[test])[:, 1]
+    patient_probability = aggregate_by_patient(probability, groups.to_numpy()).dropna()
+    labels = y.groupby(level=0).first().reindex(patient_probability.index)
+    assert final.threshold == choose_threshold(labels.to_numpy(), patient_probability.to_numpy(),
+                                               settings.threshold.as_rule())

@@ -52,6 +52,7 @@ from dlradiomics.models import (
     model_terms,
 )
 from dlradiomics.io import FileHashCache
+from dlradiomics.models.shared_fits import FitCache, sharing_fits
 from dlradiomics.progress import Progress
 from dlradiomics.store import FILE_HASHES, FeatureStore
 from dlradiomics.study.accounting import unused_rows
@@ -411,11 +412,15 @@ def fit_final_model(settings: StudySettings, grid: GridResult, features: Feature
         warnings.simplefilter("ignore", SelectionFallbackWarning)
         model = clone(estimator).fit(X, y)
         bar.update()
-        # cross_val_predict's loop, written out so that each fit can be counted.
-        for train, test in inner_folds:
-            fitted = clone(estimator).fit(X.iloc[train], y.iloc[train])
-            inner_probability[test] = fitted.predict_proba(X.iloc[test])[:, 1]
-            bar.update()
+        # cross_val_predict's loop, written out so that each fit can be counted. The inner-fold
+        # models only score their held-out patients and are never saved, so they share fits as
+        # the grid's do (same probabilities); the bundle's model above is a plain fit.
+        with sharing_fits(FitCache()):
+            inner_estimator = estimator_for(settings, configuration, features.clinical)
+            for train, test in inner_folds:
+                fitted = clone(inner_estimator).fit(X.iloc[train], y.iloc[train])
+                inner_probability[test] = fitted.predict_proba(X.iloc[test])[:, 1]
+                bar.update()
     patient_probability = aggregate_by_patient(inner_probability, groups.to_numpy()).dropna()
     patient_label = y.groupby(level=0).first().reindex(patient_probability.index)
     threshold = choose_threshold(patient_label.to_numpy(), patient_probability.to_numpy(), settings.threshold.as_rule())

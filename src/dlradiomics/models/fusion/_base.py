@@ -18,12 +18,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import cross_val_predict
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from dlradiomics.models.blocks import BLOCK_SEPARATOR, blocks_of
 from dlradiomics.models.clinical import CLINICAL_BLOCK
 from dlradiomics.models.inner_cv import PatientGroupKFold, patient_groups
 from dlradiomics.models.selection import SelectionStep
+from dlradiomics.models.table_values import plain_float_column_names
 
 # The one block of a table whose columns carry no block names (an array, or plain column names).
 SINGLE_BLOCK = "X"
@@ -213,7 +214,14 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         name = type(self).__name__
         _check_numeric_columns(X, name)
         original_index = X.index if isinstance(X, pd.DataFrame) else None
-        values, labels = validate_data(self, X, y, dtype=np.float64, ensure_all_finite=False)
+        names = plain_float_column_names(X)
+        if names is None:
+            values, labels = validate_data(self, X, y, dtype=np.float64, ensure_all_finite=False)
+        else:
+            # the table's values, its names recorded as scikit-learn records them (see table_values)
+            values, labels = validate_data(self, X.to_numpy(dtype=np.float64), y, dtype=np.float64,
+                                           ensure_all_finite=False)
+            self.feature_names_in_ = names
         check_classification_targets(labels)
         classes = np.unique(labels)
         if len(classes) > 2:
@@ -250,7 +258,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         name = type(self).__name__
         _check_numeric_columns(X, name)
         index = X.index if isinstance(X, pd.DataFrame) else None
-        values = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
+        names = plain_float_column_names(X)
+        fitted_names = getattr(self, "feature_names_in_", None)
+        if names is not None and fitted_names is not None and np.array_equal(names, fitted_names):
+            # the fitted columns, in order (so their number too): only the values need checking
+            values = check_array(X.to_numpy(dtype=np.float64), dtype=np.float64, ensure_all_finite=False)
+        else:
+            values = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
         if index is None:
             index = pd.RangeIndex(values.shape[0], name="row")
         _check_no_infinity(values, index, getattr(self, "feature_names_in_", None), name)
@@ -310,8 +324,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
 def _check_numeric_columns(X, estimator_name: str) -> None:
     if isinstance(X, pd.DataFrame):
         # One test per distinct dtype, not per column (a deep block has 1,280 float columns).
-        numeric = {dtype: pd.api.types.is_numeric_dtype(dtype) for dtype in set(X.dtypes)}
-        non_numeric = [column for column, dtype in zip(X.columns, X.dtypes) if not numeric[dtype]]
+        dtypes = X.dtypes
+        if all(pd.api.types.is_numeric_dtype(dtype) for dtype in dtypes.unique()):
+            return
+        non_numeric = dtypes.index[[not pd.api.types.is_numeric_dtype(dtype) for dtype in dtypes]].tolist()
         if non_numeric:
             raise ValueError(f"{estimator_name}: feature column(s) {non_numeric[:3]} are not numeric")
 
