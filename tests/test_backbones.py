@@ -129,3 +129,14 @@ def test_torchvision_checkpoint_with_auxiliary_heads_loads_into_the_trunk(tmp_pa
     backbone = create_backbone("googlenet", "imagenet", weights_dir=tmp_path)
     assert torch.equal(backbone.model.conv1.conv.weight, full_classifier.conv1.conv.weight)
     assert backbone.weights_id == "imagenet-imagenet1k_v1"
+
+
+def test_listing_the_backbones_imports_no_torchvision():
+    # torchvision (about 2 CPU-seconds) is imported to build a torchvision backbone, not to check a name.
+    import subprocess
+    import sys
+
+    code = ("import sys; from dlradiomics.features.deep.backbones import available_backbones; "
+            "names = available_backbones(); print('resnet50' in names, 'torchvision' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "False"]

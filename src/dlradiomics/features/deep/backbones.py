@@ -127,12 +127,13 @@ def _resnet_spec(build: Callable[[], nn.Module]) -> _BackboneSpec:
 
 
 def _registry() -> dict[str, _BackboneSpec]:
-    models = _torchvision_models()
+    # torchvision is imported when a torchvision backbone is built, not to list the names
+    # (about 2 CPU-seconds a study that never builds one need not spend).
     return {
-        "resnet50": _resnet_spec(lambda: models.resnet50(weights=None)),
-        "resnet101": _resnet_spec(lambda: models.resnet101(weights=None)),
+        "resnet50": _resnet_spec(lambda: _torchvision_models().resnet50(weights=None)),
+        "resnet101": _resnet_spec(lambda: _torchvision_models().resnet101(weights=None)),
         "vgg19": _BackboneSpec(
-            build=lambda: models.vgg19(weights=None),
+            build=lambda: _torchvision_models().vgg19(weights=None),
             strip_classifier=_strip_vgg_classifier,
             target_layer=lambda m: _last_relu(m.features),
             embedding_dim=512, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
@@ -141,16 +142,16 @@ def _registry() -> dict[str, _BackboneSpec]:
         "googlenet": _BackboneSpec(
             # transform_input=True makes the network accept ImageNet-normalised input, as its
             # torchvision weights expect; auxiliary heads only matter when training the trunk.
-            build=lambda: models.googlenet(weights=None, aux_logits=False, transform_input=True,
-                                           init_weights=True),
+            build=lambda: _torchvision_models().googlenet(weights=None, aux_logits=False,
+                                                          transform_input=True, init_weights=True),
             strip_classifier=_replace_attribute_with_identity("fc"),
             target_layer=lambda m: m.inception5b,
             embedding_dim=1024, input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
             classifier_prefixes=("fc.", "aux1.", "aux2."),
         ),
         "inception_v3": _BackboneSpec(
-            build=lambda: models.inception_v3(weights=None, aux_logits=False, transform_input=True,
-                                              init_weights=True),
+            build=lambda: _torchvision_models().inception_v3(weights=None, aux_logits=False,
+                                                             transform_input=True, init_weights=True),
             strip_classifier=_replace_attribute_with_identity("fc"),
             target_layer=lambda m: m.Mixed_7c,
             embedding_dim=2048, input_size=299, mean=IMAGENET_MEAN, std=IMAGENET_STD,
