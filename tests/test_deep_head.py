@@ -133,3 +133,19 @@ def test_head_passes_scikit_learns_estimator_checks():
     from sklearn.utils.estimator_checks import check_estimator
 
     check_estimator(EmbeddingHeadClassifier(epochs=20, learning_rate=0.01))
+
+
+def test_small_torch_work_runs_on_one_thread_and_restores_the_count():
+    import torch
+
+    from dlradiomics.features.deep.threads import single_torch_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError), single_torch_thread():
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("the count is restored after an error too")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

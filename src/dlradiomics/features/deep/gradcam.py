@@ -18,6 +18,7 @@ from torch import nn
 from dlradiomics.features.deep.backbones import Backbone
 from dlradiomics.features.deep.head import EmbeddingHeadClassifier
 from dlradiomics.features.deep.preprocessing import CropSettings, prepare_roi
+from dlradiomics.features.deep.threads import single_torch_thread
 from dlradiomics.io.atomic import write_png_atomic
 
 MALIGNANT_CLASS = 1
@@ -88,7 +89,7 @@ def grad_cam_roi(backbone: Backbone, head: nn.Linear | EmbeddingHeadClassifier, 
     network = classifier_network(backbone, head)
     # The trunk's parameters are frozen; gradients reach the target layer through the input.
     input_batch = prepared.tensor[None].clone().requires_grad_(True)
-    with GradCAM(model=network, target_layers=[backbone.target_layer]) as cam:
+    with single_torch_thread(), GradCAM(model=network, target_layers=[backbone.target_layer]) as cam:
         heatmap = cam(input_tensor=input_batch, targets=[ClassifierOutputTarget(target_class)])[0]
         probability = float(torch.softmax(cam.outputs.detach(), dim=1)[0, target_class])
     return GradCamResult(

@@ -17,8 +17,7 @@ Reproducibility conventions (shared with :func:`train_head_through_backbone`):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -27,18 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-
-@contextmanager
-def _single_torch_thread() -> Iterator[None]:
-    # A linear layer on a few hundred embeddings is microseconds of work per step; torch's thread
-    # pool synchronising over busy cores made it a hundred times slower (measured: 34 s vs 0.3 s
-    # for 100 epochs of 120 samples on a loaded 2-core machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+from dlradiomics.features.deep.threads import single_torch_thread
 
 
 def seeded_linear_head(n_features: int, n_classes: int, seed: int) -> nn.Linear:
@@ -126,7 +114,7 @@ class EmbeddingHeadClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"the head needs at least two classes in y, got one class: {self.classes_.tolist()}")
         features = torch.from_numpy(np.ascontiguousarray(X))
         head = seeded_linear_head(X.shape[1], len(self.classes_), self.seed)
-        with _single_torch_thread():
+        with single_torch_thread():
             _sgd_train(head, lambda indices: features[indices], torch.from_numpy(encoded.astype(np.int64)),
                        epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                        momentum=self.momentum, weight_decay=self.weight_decay, seed=self.seed)
