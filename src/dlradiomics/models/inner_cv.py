@@ -9,6 +9,8 @@ groups from ``X.index`` keeps images of one patient together even where scikit-l
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import BaseCrossValidator, StratifiedGroupKFold
@@ -78,11 +80,24 @@ class PatientGroupKFold(BaseCrossValidator):
         labels = np.asarray(y)
         row_groups = patient_groups(X, groups)
         n_splits = self._feasible_splits(labels, row_groups)
-        splitter = StratifiedGroupKFold(
-            n_splits=n_splits, shuffle=self.shuffle, random_state=self.random_state if self.shuffle else None
-        )
-        yield from splitter.split(np.zeros(len(labels)), labels, row_groups)
+        random_state = self.random_state if self.shuffle else None
+        if not isinstance(random_state, (int, type(None))):  # a RandomState object: its state moves on
+            splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=self.shuffle, random_state=random_state)
+            yield from splitter.split(np.zeros(len(labels)), labels, row_groups)
+            return
+        for train, test in _stratified_group_splits(n_splits, self.shuffle, random_state,
+                                                    tuple(labels.tolist()), tuple(row_groups.tolist())):
+            yield train.copy(), test.copy()
 
     def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover - split is overridden
         for _, test in self.split(X, y, groups):
             yield test
+
+
+@lru_cache(maxsize=512)
+def _stratified_group_splits(n_splits: int, shuffle: bool, random_state: int | None, labels: tuple,
+                             groups: tuple) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    # A grid asks for the same split of the same rows many times over (every configuration and
+    # fusion behind one training fold); with a fixed seed it is the same split, computed once.
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=shuffle, random_state=random_state)
+    return tuple(splitter.split(np.zeros(len(labels)), np.asarray(labels), np.asarray(groups, dtype=object)))

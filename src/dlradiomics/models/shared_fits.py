@@ -378,11 +378,7 @@ class SharedFitPipeline(Pipeline):
         """
         if params or not self._shareable():
             return super().predict_proba(X, **params)
-        check_is_fitted(self)
-        Xt = X
-        for _, _, step in self._iter(with_final=False):
-            Xt = _transform(step, Xt)
-        return self.steps[-1][1].predict_proba(Xt)
+        return self.steps[-1][1].predict_proba(self._transform_through(X, with_final=False))
 
     def transform(self, X, **params):
         """Every step's transform in turn, as `Pipeline.transform`; label-free steps transform a plain float table's values.
@@ -396,11 +392,13 @@ class SharedFitPipeline(Pipeline):
         """
         if params or not self._shareable():
             return super().transform(X, **params)
+        return self._transform_through(X, with_final=True)
+
+    def _transform_through(self, X, *, with_final: bool):
         check_is_fitted(self)
-        Xt = X
-        for _, _, step in self._iter():
-            Xt = _transform(step, Xt)
-        return Xt
+        for _, _, step in self._iter(with_final=with_final):
+            X = _transform(step, X)
+        return X
 
     def _shareable(self) -> bool:
         return self.transform_input is None and all(
