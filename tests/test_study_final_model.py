@@ -160,3 +160,4 @@ def test_the_final_threshold_comes_from_plain_inner_fold_fits(tmp_path):
     labels = y.groupby(level=0).first().reindex(patient_probability.index)
     assert final.threshold == choose_threshold(labels.to_numpy(), patient_probability.to_numpy(),
                                                settings.threshold.as_rule())
+

@@ -304,7 +304,9 @@ def run_grid_and_canary_cached(settings: StudySettings, features: FeatureTables,
     folds = outer_folds(settings, table)
     key = {"arguments": grid_cache_key(arguments, settings),
            "folds": table_fingerprint(folds) if isinstance(folds, pd.DataFrame) else repr(folds),
-           "tables": {kind: table_fingerprint(frame) for kind, frame in features.tables.items()}}
+           "tables": {kind: table_fingerprint(frame) for kind, frame in features.tables.items()},
+           # Another version of the code or of the libraries may answer differently: it runs the grid again.
+           "versions": library_versions(), "code": package_source_fingerprint()}
     canary_key = {**key, "canary": {"what": "every configuration, on the grid's folds",
                                     "permutation_seed": settings.cv.seed}}
     run_on = {"n_jobs": settings.n_jobs, "scheduler": settings.scheduler, "progress": progress}
