@@ -121,6 +121,47 @@ def test_head_on_cached_embeddings_equals_training_through_the_frozen_network():
     np.testing.assert_allclose(library_head.weight.detach().numpy(), head.coef_, atol=1e-5)
 
 
+def test_head_takes_the_steps_of_torch_optim_sgd_with_momentum_and_weight_decay():
+    """The head's steps go through SGD's functional form; torch.optim.SGD itself must give the same weights."""
+    X, y = _separable(n_samples=37, seed=3)
+    epochs, batch_size, learning_rate, momentum, weight_decay, seed = 4, 8, 0.05, 0.9, 0.01, 2
+    torch.manual_seed(seed)
+    reference = torch.nn.Linear(X.shape[1], 2)
+    optimizer = torch.optim.SGD(reference.parameters(), lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
+    order_generator = torch.Generator().manual_seed(seed)
+    features, targets = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=order_generator)
+        for start in range(0, len(y), batch_size):
+            batch = order[start:start + batch_size]
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(reference(features[batch]), targets[batch]).backward()
+            optimizer.step()
+
+    head = EmbeddingHeadClassifier(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                   momentum=momentum, weight_decay=weight_decay, seed=seed).fit(X, y)
+    np.testing.assert_allclose(head.coef_, reference.weight.detach().numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(head.intercept_, reference.bias.detach().numpy(), rtol=0, atol=1e-6)
+    # momentum and weight decay both act: without them the weights differ
+    plain = EmbeddingHeadClassifier(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                    momentum=0.0, seed=seed).fit(X, y)
+    assert np.abs(plain.coef_ - head.coef_).max() > 1e-3
+
+
+def test_training_a_head_does_not_import_torch_dynamo():
+    """torch.optim.SGD's constructor imports torch._dynamo (seconds of CPU); the head's training must not."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from dlradiomics.features.deep.head import EmbeddingHeadClassifier\n"
+            "X = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)\n"
+            "EmbeddingHeadClassifier(epochs=2).fit(X, np.arange(20) % 2)\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
 def test_torch_head_reproduces_predict_proba():
     X, y = _separable()
     model = EmbeddingHeadClassifier(epochs=5).fit(X, y)

@@ -12,7 +12,8 @@ Reproducibility conventions (shared with :func:`train_head_through_backbone`):
   (in a forked random state, so the caller's state is untouched);
 - the batch order of each epoch is ``torch.randperm(n_samples, generator=g)`` with
   ``g = torch.Generator().manual_seed(seed)``, drawn once per epoch;
-- the loss is the mean cross-entropy of the batch; the optimiser ``torch.optim.SGD``.
+- the loss is the mean cross-entropy of the batch; each step is ``torch.optim.SGD``'s, taken through its
+  functional form ``torch.optim.sgd.sgd`` (see ``_sgd_train``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
+from torch.optim.sgd import sgd
 
 from dlradiomics.features.deep.threads import single_torch_thread
 
@@ -48,8 +50,12 @@ def seeded_linear_head(n_features: int, n_classes: int, seed: int) -> nn.Linear:
 def _sgd_train(head: nn.Linear, features_of: Callable[[torch.Tensor], torch.Tensor], targets: torch.Tensor,
                *, epochs: int, batch_size: int, learning_rate: float, momentum: float,
                weight_decay: float, seed: int) -> nn.Linear:
-    optimizer = torch.optim.SGD(head.parameters(), lr=learning_rate, momentum=momentum,
-                                weight_decay=weight_decay)
+    # torch.optim.SGD's step through its functional form, with the momentum buffers kept here as
+    # SGD keeps them in its state: the same update, without the optimiser class, whose constructor
+    # imports torch._dynamo (1.5 CPU-s, most of the demo's Grad-CAM-head stage). The tests train
+    # with torch.optim.SGD itself and demand the same weights.
+    parameters = list(head.parameters())
+    momentum_buffers: list[torch.Tensor | None] = [None] * len(parameters)
     loss_function = nn.CrossEntropyLoss()
     order_generator = torch.Generator().manual_seed(seed)
     n_samples = targets.shape[0]
@@ -58,10 +64,13 @@ def _sgd_train(head: nn.Linear, features_of: Callable[[torch.Tensor], torch.Tens
         order = torch.randperm(n_samples, generator=order_generator)
         for start in range(0, n_samples, batch_size):
             batch_indices = order[start:start + batch_size]
-            optimizer.zero_grad(set_to_none=True)
+            head.zero_grad(set_to_none=True)
             loss = loss_function(head(features_of(batch_indices)), targets[batch_indices])
             loss.backward()
-            optimizer.step()
+            with torch.no_grad():
+                sgd(parameters, [parameter.grad for parameter in parameters], momentum_buffers,
+                    weight_decay=weight_decay, momentum=momentum, lr=learning_rate, dampening=0.0,
+                    nesterov=False, maximize=False)
     head.eval()
     return head
 
