@@ -17,9 +17,9 @@ import pytest
 PACKAGE = "dlradiomics"
 SOURCE_ROOT = Path(__file__).resolve().parents[1] / "src"
 
-# Leaf modules hold what every floor shares (table columns, library versions, progress); they import nothing
+# Leaf modules hold what every floor shares (table columns, library versions, progress, local workers); they import nothing
 # of the package, so any floor may import them without climbing.
-LEAVES = {"dlradiomics.schema", "dlradiomics.versions", "dlradiomics.progress"}
+LEAVES = {"dlradiomics.schema", "dlradiomics.versions", "dlradiomics.progress", "dlradiomics.parallel"}
 
 # The part of the package each module belongs to, by its dotted-name prefix (longest prefix wins).
 PARTS = {

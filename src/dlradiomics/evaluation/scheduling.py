@@ -7,8 +7,9 @@ read no labels), then each fold's configurations into contiguous chunks of simil
 cost, keeping configurations that read the same feature blocks together. Cells run largest
 first, so that the last ones to finish are short.
 
-Local workers are joblib's loky processes: the modelling tables travel to them once per grid
-(joblib memory-maps large arrays) rather than once per cell. On Dask the tables are scattered to
+Locally, this process runs cells beside joblib's loky worker processes (`dlradiomics.parallel`):
+the modelling tables travel to the workers once per grid (joblib memory-maps large arrays) rather
+than once per cell. On Dask the tables are scattered to
 every worker once and each cell is a task (``scheduler:`` in a study file, like extraction's).
 """
 
@@ -22,10 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from joblib import Parallel, delayed
-
 from dlradiomics.evaluation.cells import CellOutcome, CellSettings, GridCell, ModelTable, TableKey, run_cell
 from dlradiomics.models import ModelConfiguration
+from dlradiomics.parallel import map_unordered_here_and_in_processes
 
 # Relative fit cost of a configuration (sources x fusion, then classifier), for scheduling and ETAs.
 _SOURCE_FUSION_COST = {"single": 1.0, "early": 2.0, "ensemble": 4.0, "stacking": 4.0}
@@ -181,10 +181,24 @@ def execute_cells(
 
 
 def _run_in_processes(cells, tables, fold_table, settings, n_jobs: int) -> Iterator[CellOutcome]:
-    # loky workers start fresh interpreters (no fork of a parent holding threads) and memory-map
-    # the tables' large arrays once per call instead of pickling them into every task.
-    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(run_cell)(cell, tables, fold_table, settings) for cell in cells)
+    # This process runs cells too, beside n_jobs - 1 loky workers: it has imported scikit-learn and
+    # the models already, which each fresh worker pays again (2 CPU-s). The tables travel to each
+    # worker once per grid, not with every cell.
+    yield from map_unordered_here_and_in_processes(_run_cell_with, cells, _GridData(dict(tables), fold_table, settings),
+                                                   n_jobs)
+
+
+@dataclass(frozen=True)
+class _GridData:
+    """What every cell of a grid reads, sent to each local worker once."""
+
+    tables: Mapping[TableKey, ModelTable]
+    fold_table: pd.DataFrame
+    settings: CellSettings
+
+
+def _run_cell_with(cell: GridCell, data: _GridData) -> CellOutcome:
+    return run_cell(cell, data.tables, data.fold_table, data.settings)
 
 
 @dataclass(frozen=True)
