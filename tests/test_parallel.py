@@ -45,3 +45,17 @@ def test_a_failing_task_raises_its_error_here():
 def test_fewer_than_two_workers_is_refused():
     with pytest.raises(ValueError, match="at least 2"):
         list(map_unordered_here_and_in_processes(_where_and_what, range(3), None, n_jobs=1))
+
+
+def _sleep_briefly(task: int, shared: None) -> int:
+    time.sleep(0.02)
+    return task
+
+
+def test_a_consumer_that_stops_early_ends_the_map_without_running_the_rest():
+    started = time.perf_counter()
+    results = map_unordered_here_and_in_processes(_sleep_briefly, range(1000), None, n_jobs=2)
+    first = next(results)
+    results.close()  # 1,000 tasks of 20 ms: running them all would take 10 s
+    assert first in range(1000)
+    assert time.perf_counter() - started < 5

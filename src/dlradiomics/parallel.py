@@ -18,7 +18,7 @@ import queue
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -86,18 +86,20 @@ def map_unordered_here_and_in_processes(
         raise ValueError(f"n_jobs must be at least 2 (this process and a worker), got {n_jobs}")
     threads_per_worker = max((os.cpu_count() or 1) // n_jobs, 1)
     pending = _SharedTasks(tasks)
-    done_here: queue.Queue = queue.Queue()
+    # One queue for both kinds of finished work: a worker's future (its done-callback puts it here)
+    # and this process's ``(ok, result)``, so the loop below sleeps until something finishes.
+    finished: queue.Queue = queue.Queue()
 
     def run_here() -> None:
         try:
             with threadpool_limits(limits=threads_per_worker):
                 while (task := pending.take()) is not _NO_MORE:
-                    done_here.put((True, function(task, shared)))
+                    finished.put((True, function(task, shared)))
         except BaseException as error:  # noqa: BLE001 - handed to the consuming thread, raised there
             pending.stopped = True
-            done_here.put((False, error))
+            finished.put((False, error))
         finally:
-            done_here.put((True, _NO_MORE))
+            finished.put((True, _NO_MORE))
 
     with tempfile.TemporaryDirectory(prefix="dlradiomics-shared-") as folder:
         shared_path = str(Path(folder) / "shared.joblib")
@@ -106,38 +108,41 @@ def map_unordered_here_and_in_processes(
         # they expect (they start their own when its settings differ)
         executor = get_memmapping_executor(n_jobs - 1, timeout=300,
                                            env=dict.fromkeys(_THREAD_VARIABLES, str(threads_per_worker)))
+        submitted: list[Future] = []
+
+        def submit_next() -> bool:
+            task = pending.take()
+            if task is _NO_MORE:
+                return False
+            future = executor.submit(_run_in_worker, function, task, shared_path)
+            submitted.append(future)
+            future.add_done_callback(finished.put)
+            return True
+
         local = threading.Thread(target=run_here, name="dlradiomics-tasks-here", daemon=True)
         local.start()
-        running: set[Future] = set()
-        local_running = True
+        in_workers = sum(submit_next() for _ in range(n_jobs - 1))
+        here_running = True
         try:
-            while True:
-                while len(running) < n_jobs - 1 and (task := pending.take()) is not _NO_MORE:
-                    running.add(executor.submit(_run_in_worker, function, task, shared_path))
-                while True:  # what this process finished meanwhile
-                    try:
-                        ok, value = done_here.get_nowait()
-                    except queue.Empty:
-                        break
-                    if not ok:
-                        raise value
-                    if value is _NO_MORE:
-                        local_running = False
-                    else:
-                        yield value
-                if not running and not local_running:
-                    return
-                if running:
-                    finished, running = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        yield future.result()
+            while in_workers or here_running:
+                item = finished.get()
+                if isinstance(item, Future):
+                    in_workers -= 1
+                    result = item.result()  # a task's error is raised here
+                    in_workers += submit_next()
+                    yield result
+                    continue
+                ok, value = item
+                if not ok:
+                    raise value
+                if value is _NO_MORE:
+                    here_running = False
                 else:
-                    ok, value = done_here.get()
-                    done_here.put((ok, value))  # handled at the top of the loop
+                    yield value
         finally:
-            # a consumer that stops early, or an error, starts nothing new; the worker processes'
-            # tasks are cancelled where they have not started, and this process's task ends on its own
+            # a consumer that stops early, or an error, starts nothing new; the workers' tasks not
+            # started are cancelled, and the task running here ends on its own
             pending.stopped = True
-            for future in running:
+            for future in submitted:
                 future.cancel()
             local.join()
