@@ -85,6 +85,12 @@ def test_each_configuration_predicts_as_if_cross_validated_alone(tables, in_proc
     assert in_process.run_stats.fit_hits > in_process.run_stats.fit_misses / 4  # sharing did happen
 
 
+def test_cells_hand_back_text_in_pandas_default_storage(in_process):
+    # cells hold text as Python strings (evaluation.python_strings); nothing outside them sees it
+    assert in_process.oof["patient_id"].dtype == pd.Series(["a"]).dtype
+    assert pd.Series(["a"]).dtype.storage != "python"
+
+
 @pytest.mark.slow
 def test_local_processes_give_identical_results(tables, in_process):
     in_processes = run_grid(tables, n_jobs=2, **GRID)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from dlradiomics.evaluation.crossval import fit_outer_fold
+from dlradiomics.evaluation.python_strings import DEFAULT_STRINGS, python_string_storage, with_string_storage
 from dlradiomics.evaluation.splits import OuterFold, evaluated_patients, iter_outer_folds
 from dlradiomics.evaluation.threshold import ThresholdRule
 from dlradiomics.models import (
@@ -168,7 +169,7 @@ def run_cell(
     outcome = CellOutcome(cell)
     folds: dict[TableKey, OuterFold | None | ValueError] = {}
     cache = FitCache()
-    with sharing_fits(cache), warnings.catch_warnings():
+    with sharing_fits(cache), python_string_storage(), warnings.catch_warnings():
         # Early fusion warns, per fold, about patients lacking a modality; the results row's
         # n_patients and note report it once.
         warnings.simplefilter("ignore", MissingBlockWarning)
@@ -204,6 +205,9 @@ def run_cell(
                     outcome.failures[(world, configuration)] = str(error)
                 outcome.seconds[(world, configuration)] = time.perf_counter() - started
     outcome.cache = cache.stats
+    for results in (outcome.predictions, outcome.terms):
+        for key, frame in results.items():
+            results[key] = with_string_storage(frame, DEFAULT_STRINGS)
     return outcome
 
 

@@ -26,6 +26,7 @@ from dlradiomics.evaluation.configurations import CONFIG_COLUMNS, default_modali
 from dlradiomics.evaluation.crossval import FoldScheme, resolve_fold_table
 from dlradiomics.evaluation.grid_result import GridResult, GridRunStats
 from dlradiomics.evaluation.metrics import summarise_predictions
+from dlradiomics.evaluation.python_strings import PYTHON_STRINGS, with_string_storage
 from dlradiomics.evaluation.scheduling import (
     ProgressCallback,
     dask_client,
@@ -289,7 +290,8 @@ def _model_tables(
             elif not (X_world.index.equals(X.index) and X_world.columns.equals(X.columns)):
                 raise ValueError(f"label world {world!r} has other rows or columns than {list(worlds)[0]!r}")
             labels[world] = np.asarray(y).astype(int)
-        tables[key] = ModelTable(X=X, groups=groups, labels=labels)
+        # column names and patient ids as Python strings, as cells hold the text they make
+        tables[key] = ModelTable(X=with_string_storage(X, PYTHON_STRINGS), groups=groups, labels=labels)
     return tables
 
 
