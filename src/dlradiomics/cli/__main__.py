@@ -1,5 +1,5 @@
 """`python -m dlradiomics.cli ...`: the same as the `dlradiomics` command."""
 
-from dlradiomics.cli import app
+from dlradiomics.cli.entry import run
 
-app(prog_name="dlradiomics")
+run()
