@@ -66,6 +66,14 @@ def test_second_run_computes_nothing_and_gives_the_same_table(synthetic_table, t
     pd.testing.assert_frame_equal(first.features, second.features)
 
 
+def test_this_process_and_a_worker_extract_what_one_process_does(synthetic_table, tmp_path):
+    # with n_jobs=2 this process extracts beside one worker process (dlradiomics.parallel)
+    alone = extract_radiomic_features(synthetic_table, tmp_path / "alone", n_jobs=1, progress=False)
+    shared = extract_radiomic_features(synthetic_table, tmp_path / "shared", n_jobs=2, progress=False)
+    assert shared.n_computed == alone.n_computed == len(synthetic_table)
+    pd.testing.assert_frame_equal(shared.features, alone.features, check_exact=True)
+
+
 def test_changed_settings_are_computed_afresh(synthetic_table, tmp_path):
     extract_radiomic_features(synthetic_table, tmp_path / "store", n_jobs=1, progress=False)
     rebinned = extract_radiomic_features(

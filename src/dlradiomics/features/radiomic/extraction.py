@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import multiprocessing
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from dlradiomics.cohort.cohort import cohort_table
 from dlradiomics.features.radiomic.names import feature_families, radiomic_feature_columns
 from dlradiomics.features.radiomic.params import EXTRACTION_CONVENTION, resolve_radiomics_params, settings_sha256
 from dlradiomics.io import INTENSITY_CONVENTION, FileHashCache, load_roi, load_roi_volume
+from dlradiomics.parallel import map_unordered_here_and_in_processes
 from dlradiomics.progress import Progress
 from dlradiomics.schema import FAILURE_COLUMNS, META_COLUMNS
 from dlradiomics.store import FeatureStore, content_key
@@ -320,13 +322,26 @@ def _run_in_process(tasks: list[RoiTask], params: Mapping[str, Any]) -> Iterable
 
 
 def _run_in_processes(tasks: list[RoiTask], params: Mapping[str, Any], n_jobs: int) -> Iterable[dict[str, Any]]:
-    from joblib import Parallel, delayed
+    # This process extracts too, beside n_jobs - 1 of joblib's loky workers (fresh interpreters:
+    # forking a parent that holds threads, such as a progress bar, can deadlock; no re-run of the
+    # caller's __main__, so scripts need no `if __name__ == "__main__"` guard). The same workers
+    # then run the grid's cells. Results stream back as each ROI finishes.
+    yield from map_unordered_here_and_in_processes(_compute_roi_here_or_in_worker, tasks, dict(params), n_jobs)
 
-    # joblib's loky workers start fresh interpreters (forking a parent that holds threads, such as
-    # a progress bar, can deadlock) without re-running the caller's __main__ module, so scripts
-    # need no `if __name__ == "__main__"` guard. Results stream back as each ROI finishes.
-    parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(compute_roi_features)(task, params) for task in tasks)
+
+def _compute_roi_here_or_in_worker(task: RoiTask, params: Mapping[str, Any]) -> dict[str, Any]:
+    if multiprocessing.current_process().name != "MainProcess":
+        return compute_roi_features(task, params)  # a worker keeps BLAS and ITK to one thread for good
+    # This process runs other work later: BLAS is held to its share while it extracts (by
+    # dlradiomics.parallel), and ITK to one thread for this ROI only.
+    import SimpleITK
+
+    threads = SimpleITK.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    SimpleITK.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        return compute_roi_features(task, params, limit_threads=False)
+    finally:
+        SimpleITK.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
 
 
 def _run_on_dask(tasks: list[RoiTask], params: Mapping[str, Any], scheduler: Any) -> Iterable[dict[str, Any]]:
