@@ -79,8 +79,8 @@ def map_unordered_here_and_in_processes(
         The results, in the order they finish.
 
     Raises:
-        Whatever a task raises, as soon as it is seen; no further task starts (tasks already
-        running end on their own).
+        Whatever a task raises, once the task running in this process (if any) has finished: no
+        further task starts, and the workers' tasks not yet started are cancelled.
     """
     if n_jobs < 2:
         raise ValueError(f"n_jobs must be at least 2 (this process and a worker), got {n_jobs}")
@@ -141,7 +141,8 @@ def map_unordered_here_and_in_processes(
                     yield value
         finally:
             # a consumer that stops early, or an error, starts nothing new; the workers' tasks not
-            # started are cancelled, and the task running here ends on its own
+            # started are cancelled, and the task running here is waited for, so that no thread of
+            # this map outlives it
             pending.stopped = True
             for future in submitted:
                 future.cancel()
