@@ -84,6 +84,21 @@ def _tiny_image_set(n_images=10, side=64, seed=0):
     return images, labels
 
 
+def _train_with_torch_sgd(network, parameters, inputs, targets, *, epochs, batch_size, learning_rate, momentum,
+                          seed, weight_decay=0.0):
+    """The reference loop, written independently of the package: torch.optim.SGD on the mean cross-entropy,
+    the batch order drawn once per epoch from a generator seeded with ``seed``."""
+    optimizer = torch.optim.SGD(parameters, lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
+    order_generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(targets), generator=order_generator)
+        for start in range(0, len(targets), batch_size):
+            batch = order[start:start + batch_size]
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(network(inputs[batch]), targets[batch]).backward()
+            optimizer.step()
+
+
 def test_head_on_cached_embeddings_equals_training_through_the_frozen_network():
     """The paper trains the new layer with images through the frozen trunk; we train on embeddings.
 
@@ -97,16 +112,8 @@ def test_head_on_cached_embeddings_equals_training_through_the_frozen_network():
     torch.manual_seed(seed)
     network = torch.nn.Sequential(backbone.model, torch.nn.Linear(backbone.embedding_dim, 2))
     network.eval()  # frozen trunk: batch norm uses running statistics, dropout is off
-    optimizer = torch.optim.SGD(network[1].parameters(), lr=learning_rate, momentum=momentum)
-    order_generator = torch.Generator().manual_seed(seed)
-    targets = torch.from_numpy(labels)
-    for _ in range(epochs):
-        order = torch.randperm(len(labels), generator=order_generator)
-        for start in range(0, len(labels), batch_size):
-            batch = order[start:start + batch_size]
-            optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(network(images[batch]), targets[batch]).backward()
-            optimizer.step()
+    _train_with_torch_sgd(network, network[1].parameters(), images, torch.from_numpy(labels), epochs=epochs,
+                          batch_size=batch_size, learning_rate=learning_rate, momentum=momentum, seed=seed)
 
     with torch.inference_mode():
         embeddings = backbone.model(images).numpy()
@@ -127,16 +134,9 @@ def test_head_takes_the_steps_of_torch_optim_sgd_with_momentum_and_weight_decay(
     epochs, batch_size, learning_rate, momentum, weight_decay, seed = 4, 8, 0.05, 0.9, 0.01, 2
     torch.manual_seed(seed)
     reference = torch.nn.Linear(X.shape[1], 2)
-    optimizer = torch.optim.SGD(reference.parameters(), lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
-    order_generator = torch.Generator().manual_seed(seed)
-    features, targets = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
-    for _ in range(epochs):
-        order = torch.randperm(len(y), generator=order_generator)
-        for start in range(0, len(y), batch_size):
-            batch = order[start:start + batch_size]
-            optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(reference(features[batch]), targets[batch]).backward()
-            optimizer.step()
+    _train_with_torch_sgd(reference, reference.parameters(), torch.from_numpy(X), torch.from_numpy(y.astype(np.int64)),
+                          epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, momentum=momentum,
+                          weight_decay=weight_decay, seed=seed)
 
     head = EmbeddingHeadClassifier(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                    momentum=momentum, weight_decay=weight_decay, seed=seed).fit(X, y)
